@@ -1,0 +1,33 @@
+# Thin wrapper around meson/ninja. Every target first makes sure the Debian
+# packages the build needs are installed (scripts/install-deps.sh).
+BUILD ?= build
+DEPS := scripts/install-deps.sh
+PYTEST := /usr/bin/python3 -m pytest
+
+.PHONY: all deps configure check check-unit check-functional demo bench fuzz clean
+
+all: configure
+	ninja -C $(BUILD)
+
+deps:
+	@sh $(DEPS)
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD)
+
+configure: deps $(BUILD)/build.ninja
+
+check: all
+	@sh scripts/run-checks.sh $(BUILD)
+
+demo: all
+	@sh scripts/demo.sh $(BUILD)
+
+bench: all
+	@/usr/bin/python3 bench/run.py --build $(BUILD)
+
+fuzz: deps
+	@sh scripts/build-fuzz.sh
+
+clean:
+	rm -rf $(BUILD) build-fuzz

@@ -1,0 +1,229 @@
+/*
+ * Block layer internals: the BlockDriver interface and the node.
+ *
+ * For drivers (block/<driver>.c) and the core (block/block.c, block/io.c).
+ *
+ * A driver is one const BlockDriver listed in block/block.c's driver
+ * table. The core (block/io.c) is the only caller of the bdrv_co_*
+ * callbacks, and guarantees for every data call:
+ *  - offset and bytes are multiples of bs->bl.request_alignment;
+ *  - offset + bytes <= the node's length (except for truncate);
+ *  - bytes <= bs->bl.max_transfer when that is non-zero;
+ *  - writes only reach nodes opened read-write;
+ *  - flags contain only bits the driver advertises in
+ *    supported_write_flags / supported_zero_flags (others are emulated).
+ * Callbacks marked optional may be NULL; the core then emulates them or
+ * returns -ENOTSUP.
+ */
+#ifndef BLOCK_BLOCK_INT_H
+#define BLOCK_BLOCK_INT_H
+
+#include "block/block.h"
+#include "qemu/coroutine.h"
+
+/* Limits a node advertises to the core (filled by bdrv_refresh_limits). */
+typedef struct BlockLimits {
+    uint32_t request_alignment;   /* bytes; 1 for byte-granular drivers */
+    int64_t max_transfer;         /* bytes per request; 0 = unlimited */
+    int64_t opt_transfer;         /* preferred request size; 0 = none */
+    uint32_t min_mem_alignment;   /* buffer alignment needed (O_DIRECT) */
+    uint32_t opt_mem_alignment;
+    int64_t pwrite_zeroes_alignment; /* 0 = request_alignment */
+    int64_t max_pwrite_zeroes;    /* 0 = unlimited */
+    int64_t pdiscard_alignment;   /* 0 = request_alignment */
+    int64_t max_pdiscard;         /* 0 = unlimited */
+} BlockLimits;
+
+/* The role a child plays for its parent. */
+typedef enum BdrvChildRole {
+    BDRV_CHILD_FILE    = 0x1,   /* holds the parent's data and metadata */
+    BDRV_CHILD_BACKING = 0x2,   /* the backing image (COW source) */
+    BDRV_CHILD_FILTERED = 0x4,  /* filter child: I/O passes through */
+    BDRV_CHILD_ROOT    = 0x8,   /* a user that is not a node (tool, export) */
+} BdrvChildRole;
+
+struct BdrvChild {
+    BlockDriverState *bs;      /* the child node */
+    BlockDriverState *parent;  /* NULL for a root child */
+    char *name;                /* "file", "backing", or the root's name */
+    unsigned role;             /* BdrvChildRole bits */
+};
+
+struct BlockDriver {
+    /* Driver name as users write it ("qcow2", "raw", "file"). */
+    const char *format_name;
+    /* Bytes of per-node state allocated as bs->opaque before open. */
+    int instance_size;
+    /* True for protocol drivers (they take a filename, not a file child). */
+    bool protocol;
+    /* True for filter drivers (copy-on-read, blkdebug): one child, pass-through. */
+    bool is_filter;
+    /* True when the format records a backing file in its metadata. */
+    bool supports_backing;
+
+    /*
+     * Score how likely buf (the first buf_size bytes, at least 512 unless
+     * the file is shorter) is this format; 0 = not. Format drivers only.
+     */
+    int (*bdrv_probe)(const uint8_t *buf, int buf_size, const char *filename);
+
+    /*
+     * Parse a protocol filename ("nbd://...") into options. Optional;
+     * without it a plain name becomes option "filename".
+     */
+    void (*bdrv_parse_filename)(const char *filename, QDict *options,
+                                Error **errp);
+
+    /*
+     * Open the node. The driver removes every option it uses from
+     * options; a format driver opens its "file" child with
+     * bdrv_open_child(bs, options, "file", ...). bs->opaque is zeroed.
+     * Must fill bs->backing_file / bs->backing_format from the header
+     * when the image names a backing file (the core opens it later).
+     * Returns 0 or -errno with errp set.
+     */
+    int (*bdrv_open)(BlockDriverState *bs, QDict *options, int flags,
+                     Error **errp);
+    /* Release driver state; children are dropped by the core afterwards. */
+    void (*bdrv_close)(BlockDriverState *bs);
+    /* Fill bs->bl. Optional: the core merges children's limits first. */
+    void (*bdrv_refresh_limits)(BlockDriverState *bs, Error **errp);
+
+    /* Data path; see the guarantees in the header comment. */
+    int coroutine_fn (*bdrv_co_preadv)(BlockDriverState *bs, int64_t offset,
+                                       int64_t bytes, QEMUIOVector *qiov,
+                                       BdrvRequestFlags flags);
+    int coroutine_fn (*bdrv_co_pwritev)(BlockDriverState *bs, int64_t offset,
+                                        int64_t bytes, QEMUIOVector *qiov,
+                                        BdrvRequestFlags flags);
+    /* Optional: without it the core writes a zeroed buffer. */
+    int coroutine_fn (*bdrv_co_pwrite_zeroes)(BlockDriverState *bs,
+                                              int64_t offset, int64_t bytes,
+                                              BdrvRequestFlags flags);
+    /* Optional: without it discard is a successful no-op. */
+    int coroutine_fn (*bdrv_co_pdiscard)(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes);
+    /*
+     * Flush this node's own caches/metadata down to its children
+     * (format drivers), or to stable storage (protocol drivers: fdatasync).
+     * The core flushes children after bdrv_co_flush_to_os.
+     */
+    int coroutine_fn (*bdrv_co_flush_to_os)(BlockDriverState *bs);
+    int coroutine_fn (*bdrv_co_flush_to_disk)(BlockDriverState *bs);
+    /*
+     * Allocation status of [offset, offset + bytes) (both aligned); see
+     * bdrv_co_block_status(). May return BDRV_BLOCK_RAW/RECURSE with
+     * *file = child node and *map = offset there to delegate/refine.
+     * want_zero: the caller wants zero detection precisely, not just
+     * allocation.
+     */
+    int coroutine_fn (*bdrv_co_block_status)(BlockDriverState *bs,
+                                             bool want_zero, int64_t offset,
+                                             int64_t bytes, int64_t *pnum,
+                                             int64_t *map,
+                                             BlockDriverState **file);
+    int coroutine_fn (*bdrv_co_truncate)(BlockDriverState *bs, int64_t offset,
+                                         bool exact, PreallocMode prealloc,
+                                         BdrvRequestFlags flags, Error **errp);
+    /* Guest-visible length; optional for formats that set total_bytes. */
+    int64_t (*bdrv_getlength)(BlockDriverState *bs);
+    /* Host bytes used; optional (the core sums the file child). */
+    int64_t (*bdrv_get_allocated_file_size)(BlockDriverState *bs);
+    int (*bdrv_get_info)(BlockDriverState *bs, BlockDriverInfo *bdi);
+    /* JSON {"type": NAME, "data": {...}} for qemu-img info; optional. */
+    char *(*bdrv_get_specific_info_json)(BlockDriverState *bs, Error **errp);
+    int (*bdrv_check)(BlockDriverState *bs, BdrvCheckResult *result,
+                      BdrvCheckMode fix);
+    int (*bdrv_make_empty)(BlockDriverState *bs);
+    /* Rewrite backing file name/format in the header, crash-safely. */
+    int (*bdrv_change_backing_file)(BlockDriverState *bs,
+                                    const char *backing_file,
+                                    const char *backing_fmt);
+
+    /*
+     * Create an image at filename from string options (see
+     * bdrv_create()). The driver consumes the options it knows; leftover
+     * options are reported by the core. Formats create their file with
+     * bdrv_create_file() and then open it to write metadata.
+     */
+    int (*bdrv_create)(const char *filename, QDict *opts, Error **errp);
+    /* Names of the creation options, for help text ("size", ...). */
+    const char *const *create_opts;
+
+    /* Request flags the driver implements natively. */
+    BdrvRequestFlags supported_write_flags;
+    BdrvRequestFlags supported_zero_flags;
+};
+
+/* Maximum length of a stored backing file name (qcow2 allows 1023). */
+#define BDRV_BACKING_NAME_MAX 1024
+
+struct BlockDriverState {
+    const BlockDriver *drv;
+    void *opaque;               /* driver state, drv->instance_size bytes */
+    char node_name[32];         /* unique; auto-generated if not given */
+    char filename[PATH_MAX];    /* as opened (protocol: the path) */
+    /* Backing reference as stored in this image's header. */
+    char backing_file[BDRV_BACKING_NAME_MAX];
+    char backing_format[16];
+    /* The backing name resolved for opening (relative to filename). */
+    char *full_backing_filename;
+
+    int open_flags;             /* BDRV_O_* */
+    bool read_only;
+    int64_t total_bytes;        /* guest-visible size, kept by the driver */
+
+    BdrvChild *file;            /* data child of a format/filter; or NULL */
+    BdrvChild *backing;         /* backing image; or NULL */
+    GSList *parents;            /* BdrvChild * whose bs is this node */
+
+    QDict *options;             /* the options this node was opened with */
+    QDict *explicit_options;
+    BlockLimits bl;
+    int refcnt;
+
+    /* Request tracking (issue 3 fills this in; counted already). */
+    unsigned int in_flight;
+    uint64_t write_gen;         /* bumped per write, for flush skipping */
+    uint64_t flushed_gen;
+};
+
+/* Trivial accessors usable by drivers. */
+static inline BlockDriverState *child_bs(BdrvChild *c)
+{
+    return c ? c->bs : NULL;
+}
+
+/*
+ * Open a child of parent named child_name ("file", "backing") from the
+ * "child_name." sub-options of options (moved out of options), or from
+ * filename when given. role: BdrvChildRole bits. Returns NULL with errp
+ * set on failure (allow_none: no error when neither options nor a
+ * filename name a child, returns NULL with errp untouched).
+ */
+BdrvChild *bdrv_open_child(const char *filename, QDict *options,
+                           const char *child_name, BlockDriverState *parent,
+                           unsigned role, bool allow_none, Error **errp);
+/* Attach an existing node (takes a reference) as child of parent. */
+BdrvChild *bdrv_attach_child(BlockDriverState *parent,
+                             BlockDriverState *child_bs,
+                             const char *child_name, unsigned role,
+                             Error **errp);
+/* Detach and drop the child's reference. */
+void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child);
+
+/* Memory alignment for I/O buffers on bs (O_DIRECT needs it). */
+size_t bdrv_opt_mem_align(BlockDriverState *bs);
+void *qemu_try_blockalign(BlockDriverState *bs, size_t size);
+void *qemu_blockalign_bs(BlockDriverState *bs, size_t size);
+
+/* Recompute bs->bl from its children and driver. */
+void bdrv_refresh_limits(BlockDriverState *bs, Error **errp);
+
+/* Drivers known to the core (defined in their own files). */
+extern const BlockDriver bdrv_file;
+extern const BlockDriver bdrv_host_device;
+extern const BlockDriver bdrv_raw;
+extern const BlockDriver bdrv_qcow2;
+
+#endif /* BLOCK_BLOCK_INT_H */

@@ -1,0 +1,29 @@
+/*
+ * Run-time control of trace events (declared in trace-events, generated
+ * into trace.h by scripts/tracetool.py).
+ *
+ * Every program accepts --trace PATTERN (a glob over event names, may be
+ * repeated, "-PATTERN" disables); enabled events are printed on stderr
+ * by the log backend.
+ */
+#ifndef QEMU_TRACE_CONTROL_H
+#define QEMU_TRACE_CONTROL_H
+
+#include "qemu/osdep.h"
+
+/* Names of all events, NULL-terminated (generated trace.c). */
+extern const char *const trace_event_names[];
+
+/*
+ * Enable (or, with a leading '-', disable) all events matching the glob.
+ * "help" lists every event on stdout. Returns the number of events
+ * matched, or -1 when none matched.
+ */
+int trace_enable_pattern(const char *pattern);
+/* Parse a --trace argument: "PATTERN" or "enable=PATTERN[,file=F]". */
+bool trace_opt_parse(const char *optarg);
+/* The log backend: "PID@SEC.USEC:name " then the formatted args. */
+void trace_log_line(const char *name, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+
+#endif /* QEMU_TRACE_CONTROL_H */
