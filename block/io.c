@@ -1,2 +1,931 @@
-/* PLACEHOLDER: not written yet (owner fills this file). */
+/*
+ * The request path: the one place that calls drivers' data callbacks.
+ *
+ * Every read, write, zero write, discard, flush and truncate enters here
+ * through a BdrvChild, is range-checked, counted in bs->in_flight and
+ * shaped to the driver's contract (block_int.h): aligned to
+ * bl.request_alignment (partial blocks are read into an aligned bounce
+ * buffer; writes do read-modify-write under the node's rmw_lock so that
+ * two partial writes to one block cannot lose each other's bytes), split
+ * at bl.max_transfer, clamped at the end of the node (reads beyond EOF
+ * return zeroes; only protocol nodes may grow by writing past EOF).
+ *
+ * Block status follows QEMU's semantics so that "qblk-img map" and
+ * "qemu-img map" agree: a driver answers for one node, this file resolves
+ * BDRV_BLOCK_RAW delegation and RECURSE refinement, derives ALLOCATED, and
+ * walks backing chains without ever iterating per cluster.
+ *
+ * Everything runs in coroutines on the main loop thread, so the counters
+ * need no locking. rmw_lock is the only lock; while it is held a request
+ * may only descend to children (whose own rmw_lock may be taken), a
+ * strict parent-to-child order that cannot deadlock.
+ */
 #include "qemu/osdep.h"
+#include "block/block_int.h"
+#include "trace.h"
+
+/* Largest zero buffer written at once when zeroes are emulated. */
+#define BDRV_ZERO_BUF_MAX (1 * MiB)
+
+/* Flags that only this layer handles and drivers never see on writes. */
+#define BDRV_REQ_CORE_ONLY (BDRV_REQ_ZERO_WRITE | BDRV_REQ_NO_FALLBACK | \
+                            BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)
+
+static int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov, size_t qoff,
+                                           BdrvRequestFlags flags);
+
+/* -EIO for negative or overflowing ranges, -EINVAL for a short qiov. */
+static int bdrv_check_request(int64_t offset, int64_t bytes,
+                              QEMUIOVector *qiov)
+{
+    if (offset < 0 || bytes < 0 || offset > INT64_MAX - bytes) {
+        return -EIO;
+    }
+    if (qiov && qiov->size < (uint64_t)bytes) {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The node behind child, or NULL when it has no driver (no medium). */
+static BlockDriverState *bdrv_child_node(BdrvChild *child)
+{
+    return child && child->bs && child->bs->drv ? child->bs : NULL;
+}
+
+/* Largest chunk the driver takes: max_transfer rounded to the alignment. */
+static int64_t bdrv_max_chunk(int64_t max, int64_t align)
+{
+    if (!max) {
+        return INT64_MAX / 2;
+    }
+    return MAX(QEMU_ALIGN_DOWN(max, align), align);
+}
+
+/* Call fn-style driver I/O on bytes [qoff, qoff + bytes) of qiov. */
+static int coroutine_fn bdrv_driver_rw(BlockDriverState *bs, bool write,
+                                       int64_t offset, int64_t bytes,
+                                       QEMUIOVector *qiov, size_t qoff,
+                                       BdrvRequestFlags flags)
+{
+    const BlockDriver *drv = bs->drv;
+    QEMUIOVector local;
+    int ret;
+
+    if (!(write ? drv->bdrv_co_pwritev : drv->bdrv_co_preadv)) {
+        return -ENOTSUP;
+    }
+    if (qoff == 0 && qiov->size == (uint64_t)bytes) {
+        return write ? drv->bdrv_co_pwritev(bs, offset, bytes, qiov, flags)
+                     : drv->bdrv_co_preadv(bs, offset, bytes, qiov, flags);
+    }
+    qemu_iovec_init_slice(&local, qiov, qoff, bytes);
+    ret = write ? drv->bdrv_co_pwritev(bs, offset, bytes, &local, flags)
+                : drv->bdrv_co_preadv(bs, offset, bytes, &local, flags);
+    qemu_iovec_destroy(&local);
+    return ret;
+}
+
+/* ---- Reads */
+
+/*
+ * Read an aligned range into qiov at qoff: the driver sees the part up to
+ * EOF (rounded up to the alignment), split at max_transfer; the rest reads
+ * as zeroes.
+ */
+static int coroutine_fn bdrv_aligned_preadv(BlockDriverState *bs,
+                                            int64_t offset, int64_t bytes,
+                                            QEMUIOVector *qiov, size_t qoff)
+{
+    int64_t align = bs->bl.request_alignment;
+    int64_t chunk = bdrv_max_chunk(bs->bl.max_transfer, align);
+    int64_t in_file = MAX(0, MIN(bytes, bs->total_bytes - offset));
+    int64_t done = 0;
+
+    in_file = MIN(QEMU_ALIGN_UP(in_file, align), bytes);
+    while (done < in_file) {
+        int64_t n = MIN(in_file - done, chunk);
+        int ret = bdrv_driver_rw(bs, false, offset + done, n, qiov,
+                                 qoff + done, 0);
+
+        if (ret < 0) {
+            return ret;
+        }
+        done += n;
+    }
+    if (in_file < bytes) {
+        qemu_iovec_memset(qiov, qoff + in_file, 0, bytes - in_file);
+    }
+    return 0;
+}
+
+/* Read part [head, head + n) of the aligned block at blk into qiov. */
+static int coroutine_fn bdrv_co_read_partial(BlockDriverState *bs,
+                                             int64_t blk, int64_t head,
+                                             int64_t n, QEMUIOVector *qiov,
+                                             size_t qoff)
+{
+    int64_t align = bs->bl.request_alignment;
+    uint8_t *buf = qemu_try_blockalign(bs, align);
+    QEMUIOVector bq;
+    int ret;
+
+    if (!buf) {
+        return -ENOMEM;
+    }
+    qemu_iovec_init_buf(&bq, buf, align);
+    ret = bdrv_aligned_preadv(bs, blk, align, &bq, 0);
+    if (ret == 0) {
+        qemu_iovec_from_buf(qiov, qoff, buf + head, n);
+    }
+    qemu_vfree(buf);
+    return ret;
+}
+
+/*
+ * Split [offset, offset + bytes) into an unaligned head block, an aligned
+ * middle and an unaligned tail block, and feed them to partial / whole.
+ */
+typedef int coroutine_fn BdrvPartialFn(BlockDriverState *bs, int64_t blk,
+                                       int64_t head, int64_t n,
+                                       QEMUIOVector *qiov, size_t qoff,
+                                       BdrvRequestFlags flags);
+typedef int coroutine_fn BdrvWholeFn(BlockDriverState *bs, int64_t offset,
+                                     int64_t bytes, QEMUIOVector *qiov,
+                                     size_t qoff, BdrvRequestFlags flags);
+
+static int coroutine_fn bdrv_co_split_aligned(BlockDriverState *bs,
+                                              int64_t offset, int64_t bytes,
+                                              QEMUIOVector *qiov, size_t qoff,
+                                              BdrvRequestFlags flags,
+                                              BdrvPartialFn *partial,
+                                              BdrvWholeFn *whole)
+{
+    int64_t align = bs->bl.request_alignment;
+    int64_t head = offset % align;
+    int64_t done = 0, middle;
+    int ret;
+
+    if (head) {
+        done = MIN(bytes, align - head);
+        ret = partial(bs, offset - head, head, done, qiov, qoff, flags);
+        if (ret < 0) {
+            return ret;
+        }
+    }
+    middle = QEMU_ALIGN_DOWN(bytes - done, align);
+    if (middle) {
+        ret = whole(bs, offset + done, middle, qiov, qoff + done, flags);
+        if (ret < 0) {
+            return ret;
+        }
+        done += middle;
+    }
+    if (done < bytes) {
+        return partial(bs, offset + done, 0, bytes - done, qiov, qoff + done,
+                       flags);
+    }
+    return 0;
+}
+
+static int coroutine_fn bdrv_read_partial_cb(BlockDriverState *bs,
+                                             int64_t blk, int64_t head,
+                                             int64_t n, QEMUIOVector *qiov,
+                                             size_t qoff,
+                                             BdrvRequestFlags flags)
+{
+    return bdrv_co_read_partial(bs, blk, head, n, qiov, qoff);
+}
+
+static int coroutine_fn bdrv_read_whole_cb(BlockDriverState *bs,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov, size_t qoff,
+                                           BdrvRequestFlags flags)
+{
+    return bdrv_aligned_preadv(bs, offset, bytes, qiov, qoff);
+}
+
+int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
+                                int64_t bytes, QEMUIOVector *qiov,
+                                BdrvRequestFlags flags)
+{
+    BlockDriverState *bs = bdrv_child_node(child);
+    int ret;
+
+    if (!bs) {
+        return -ENOMEDIUM;
+    }
+    ret = bdrv_check_request(offset, bytes, qiov);
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    trace_bdrv_co_preadv(bs, offset, bytes, flags);
+    bs->in_flight++;
+    ret = bdrv_co_split_aligned(bs, offset, bytes, qiov, 0, flags,
+                                bdrv_read_partial_cb, bdrv_read_whole_cb);
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, "read", offset, bytes, ret);
+    return ret;
+}
+
+/* ---- Writes */
+
+/* Bookkeeping after data reached [offset, offset + bytes) of bs. */
+static void bdrv_co_write_done(BlockDriverState *bs, int64_t offset,
+                               int64_t bytes)
+{
+    bs->write_gen++;
+    if (offset + bytes > bs->total_bytes) {
+        bs->total_bytes = offset + bytes;
+    }
+}
+
+/*
+ * Emulate FUA with a flush when the driver lacks it; returns the flags to
+ * pass down (only bits the driver supports).
+ */
+static BdrvRequestFlags bdrv_write_flags(BlockDriverState *bs,
+                                         BdrvRequestFlags flags,
+                                         BdrvRequestFlags supported,
+                                         bool *need_flush)
+{
+    *need_flush = (flags & BDRV_REQ_FUA) && !(supported & BDRV_REQ_FUA);
+    return flags & supported & ~BDRV_REQ_CORE_ONLY;
+}
+
+/* Write an aligned range from qiov at qoff, split at max_transfer. */
+static int coroutine_fn bdrv_aligned_pwritev(BlockDriverState *bs,
+                                             int64_t offset, int64_t bytes,
+                                             QEMUIOVector *qiov, size_t qoff,
+                                             BdrvRequestFlags flags)
+{
+    int64_t chunk = bdrv_max_chunk(bs->bl.max_transfer,
+                                   bs->bl.request_alignment);
+    bool need_flush;
+    BdrvRequestFlags dflags =
+        bdrv_write_flags(bs, flags, bs->drv->supported_write_flags,
+                         &need_flush);
+    int64_t done = 0;
+
+    while (done < bytes) {
+        int64_t n = MIN(bytes - done, chunk);
+        int ret = bdrv_driver_rw(bs, true, offset + done, n, qiov,
+                                 qoff + done, dflags);
+
+        if (ret < 0) {
+            return ret;
+        }
+        bdrv_co_write_done(bs, offset + done, n);
+        done += n;
+    }
+    return need_flush ? bdrv_co_flush(bs) : 0;
+}
+
+/*
+ * Read-modify-write of one aligned block: bytes [head, head + n) come
+ * from qiov at qoff (or are zeroes when qiov is NULL).
+ */
+static int coroutine_fn bdrv_write_partial_cb(BlockDriverState *bs,
+                                              int64_t blk, int64_t head,
+                                              int64_t n, QEMUIOVector *qiov,
+                                              size_t qoff,
+                                              BdrvRequestFlags flags)
+{
+    int64_t align = bs->bl.request_alignment;
+    uint8_t *buf = qemu_try_blockalign(bs, align);
+    QEMUIOVector bq;
+    int ret;
+
+    if (!buf) {
+        return -ENOMEM;
+    }
+    trace_bdrv_co_rmw(bs, blk, align);
+    qemu_iovec_init_buf(&bq, buf, align);
+    qemu_co_mutex_lock(&bs->rmw_lock);
+    ret = bdrv_aligned_preadv(bs, blk, align, &bq, 0);
+    if (ret == 0) {
+        if (qiov) {
+            qemu_iovec_to_buf(qiov, qoff, buf + head, n);
+        } else {
+            memset(buf + head, 0, n);
+        }
+        ret = bdrv_aligned_pwritev(bs, blk, align, &bq, 0, flags);
+    }
+    qemu_co_mutex_unlock(&bs->rmw_lock);
+    qemu_vfree(buf);
+    return ret;
+}
+
+static int coroutine_fn bdrv_write_whole_cb(BlockDriverState *bs,
+                                            int64_t offset, int64_t bytes,
+                                            QEMUIOVector *qiov, size_t qoff,
+                                            BdrvRequestFlags flags)
+{
+    return bdrv_aligned_pwritev(bs, offset, bytes, qiov, qoff, flags);
+}
+
+/* Write qiov (from qoff) to any range of bs; handles alignment. */
+static int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov, size_t qoff,
+                                           BdrvRequestFlags flags)
+{
+    return bdrv_co_split_aligned(bs, offset, bytes, qiov, qoff, flags,
+                                 bdrv_write_partial_cb, bdrv_write_whole_cb);
+}
+
+/* Common entry checks for every modifying request on bs. */
+static int bdrv_check_write(BlockDriverState *bs, int64_t offset,
+                            int64_t bytes, QEMUIOVector *qiov)
+{
+    int ret = bdrv_check_request(offset, bytes, qiov);
+
+    if (ret < 0) {
+        return ret;
+    }
+    if (bs->read_only) {
+        return -EPERM;
+    }
+    if (!bs->drv->protocol && offset + bytes > bs->total_bytes) {
+        return -EIO;
+    }
+    return 0;
+}
+
+/* Write zeroes through explicit zero buffers (the fallback path). */
+static int coroutine_fn bdrv_co_zeroes_fallback(BlockDriverState *bs,
+                                                int64_t offset, int64_t bytes,
+                                                BdrvRequestFlags flags)
+{
+    int64_t chunk = MIN(bytes, bdrv_max_chunk(bs->bl.max_transfer,
+                                              BDRV_ZERO_BUF_MAX));
+    uint8_t *buf;
+    int ret = 0;
+
+    trace_bdrv_co_zeroes_fallback(bs, offset, bytes);
+    chunk = MIN(chunk, BDRV_ZERO_BUF_MAX);
+    buf = qemu_try_blockalign(bs, chunk);
+    if (!buf) {
+        return -ENOMEM;
+    }
+    memset(buf, 0, chunk);
+    flags &= ~(BDRV_REQ_MAY_UNMAP | BDRV_REQ_CORE_ONLY);
+    for (int64_t done = 0; done < bytes && ret == 0; done += chunk) {
+        QEMUIOVector qiov;
+
+        chunk = MIN(chunk, bytes - done);
+        qemu_iovec_init_buf(&qiov, buf, chunk);
+        ret = bdrv_co_do_pwritev(bs, offset + done, chunk, &qiov, 0, flags);
+    }
+    qemu_vfree(buf);
+    return ret;
+}
+
+/*
+ * Zero one piece: ask the driver when the piece is request-aligned, and
+ * fall back to zero buffers on -ENOTSUP (unless NO_FALLBACK).
+ */
+static int coroutine_fn bdrv_co_zero_piece(BlockDriverState *bs,
+                                           int64_t offset, int64_t bytes,
+                                           BdrvRequestFlags flags)
+{
+    const BlockDriver *drv = bs->drv;
+    int64_t align = bs->bl.request_alignment;
+    int64_t chunk = bdrv_max_chunk(bs->bl.max_pwrite_zeroes, align);
+    int ret = -ENOTSUP;
+
+    if (drv->bdrv_co_pwrite_zeroes && QEMU_IS_ALIGNED(offset, align) &&
+        QEMU_IS_ALIGNED(bytes, align)) {
+        bool need_flush;
+        BdrvRequestFlags dflags =
+            bdrv_write_flags(bs, flags, drv->supported_zero_flags,
+                             &need_flush);
+
+        ret = 0;
+        for (int64_t done = 0; done < bytes && ret == 0; done += chunk) {
+            int64_t n = MIN(bytes - done, chunk);
+
+            ret = drv->bdrv_co_pwrite_zeroes(bs, offset + done, n, dflags);
+            if (ret == 0) {
+                bdrv_co_write_done(bs, offset + done, n);
+            }
+        }
+        if (ret == 0 && need_flush) {
+            ret = bdrv_co_flush(bs);
+        }
+    }
+    if (ret != -ENOTSUP) {
+        return ret;
+    }
+    if (flags & BDRV_REQ_NO_FALLBACK) {
+        return -ENOTSUP;
+    }
+    return bdrv_co_zeroes_fallback(bs, offset, bytes, flags);
+}
+
+/* Zero any range: head and tail pieces up to pwrite_zeroes_alignment. */
+static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
+                                                 int64_t offset,
+                                                 int64_t bytes,
+                                                 BdrvRequestFlags flags)
+{
+    int64_t zalign = MAX(bs->bl.pwrite_zeroes_alignment,
+                         (int64_t)bs->bl.request_alignment);
+    int64_t end = offset + bytes;
+    int64_t mid_start = MIN(end, QEMU_ALIGN_UP(offset, zalign));
+    int64_t mid_end = MAX(mid_start, QEMU_ALIGN_DOWN(end, zalign));
+    int ret = 0;
+
+    if (!(bs->open_flags & BDRV_O_UNMAP)) {
+        flags &= ~BDRV_REQ_MAY_UNMAP;
+    }
+    if (mid_start > offset) {
+        ret = bdrv_co_zero_piece(bs, offset, mid_start - offset, flags);
+    }
+    if (ret == 0 && mid_end > mid_start) {
+        ret = bdrv_co_zero_piece(bs, mid_start, mid_end - mid_start, flags);
+    }
+    if (ret == 0 && end > mid_end) {
+        ret = bdrv_co_zero_piece(bs, mid_end, end - mid_end, flags);
+    }
+    return ret;
+}
+
+int coroutine_fn bdrv_co_pwrite_zeroes(BdrvChild *child, int64_t offset,
+                                       int64_t bytes, BdrvRequestFlags flags)
+{
+    BlockDriverState *bs = bdrv_child_node(child);
+    int ret;
+
+    if (!bs) {
+        return -ENOMEDIUM;
+    }
+    ret = bdrv_check_write(bs, offset, bytes, NULL);
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    trace_bdrv_co_pwrite_zeroes(bs, offset, bytes, flags);
+    bs->in_flight++;
+    ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags);
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, "zero", offset, bytes, ret);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset,
+                                 int64_t bytes, QEMUIOVector *qiov,
+                                 BdrvRequestFlags flags)
+{
+    BlockDriverState *bs = bdrv_child_node(child);
+    int ret;
+
+    if (flags & BDRV_REQ_ZERO_WRITE) {
+        return bdrv_co_pwrite_zeroes(child, offset, bytes, flags);
+    }
+    if (!bs) {
+        return -ENOMEDIUM;
+    }
+    ret = bdrv_check_write(bs, offset, bytes, qiov);
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    trace_bdrv_co_pwritev(bs, offset, bytes, flags);
+    bs->in_flight++;
+    ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, 0, flags);
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, "write", offset, bytes, ret);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_pread(BdrvChild *child, int64_t offset,
+                               int64_t bytes, void *buf,
+                               BdrvRequestFlags flags)
+{
+    QEMUIOVector qiov;
+
+    if (bytes < 0) {
+        return -EIO;
+    }
+    qemu_iovec_init_buf(&qiov, buf, bytes);
+    return bdrv_co_preadv(child, offset, bytes, &qiov, flags);
+}
+
+int coroutine_fn bdrv_co_pwrite(BdrvChild *child, int64_t offset,
+                                int64_t bytes, const void *buf,
+                                BdrvRequestFlags flags)
+{
+    QEMUIOVector qiov;
+
+    if (bytes < 0) {
+        return -EIO;
+    }
+    qemu_iovec_init_buf(&qiov, (void *)buf, bytes);
+    return bdrv_co_pwritev(child, offset, bytes, &qiov, flags);
+}
+
+int coroutine_fn bdrv_co_pwrite_sync(BdrvChild *child, int64_t offset,
+                                     int64_t bytes, const void *buf,
+                                     BdrvRequestFlags flags)
+{
+    int ret = bdrv_co_pwrite(child, offset, bytes, buf, flags);
+
+    return ret < 0 ? ret : bdrv_co_flush(bdrv_child_bs(child));
+}
+
+/* ---- Discard, flush, truncate */
+
+int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
+                                  int64_t bytes)
+{
+    BlockDriverState *bs = bdrv_child_node(child);
+    int64_t align, chunk, start, end;
+    int ret;
+
+    if (!bs) {
+        return -ENOMEDIUM;
+    }
+    ret = bdrv_check_request(offset, bytes, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    if (bs->read_only) {
+        return -EPERM;
+    }
+    /* Discard is advisory: only whole aligned blocks inside the node. */
+    align = MAX(bs->bl.pdiscard_alignment,
+                (int64_t)bs->bl.request_alignment);
+    start = QEMU_ALIGN_UP(offset, align);
+    end = QEMU_ALIGN_DOWN(MIN(offset + bytes, bs->total_bytes), align);
+    if (!(bs->open_flags & BDRV_O_UNMAP) || !bs->drv->bdrv_co_pdiscard ||
+        end <= start) {
+        return 0;
+    }
+    trace_bdrv_co_pdiscard(bs, start, end - start);
+    chunk = bdrv_max_chunk(bs->bl.max_pdiscard, align);
+    bs->in_flight++;
+    for (int64_t pos = start; pos < end && ret == 0; pos += chunk) {
+        ret = bs->drv->bdrv_co_pdiscard(bs, pos, MIN(chunk, end - pos));
+        ret = ret == -ENOTSUP ? 0 : ret;
+    }
+    bs->write_gen++;
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, "discard", offset, bytes, ret);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
+{
+    uint64_t gen;
+    int ret = 0;
+
+    if (!bs || !bs->drv) {
+        return 0;
+    }
+    gen = bs->write_gen;
+    trace_bdrv_co_flush(bs, gen);
+    bs->in_flight++;
+    /* Metadata caches go down to the children whatever the generation. */
+    if (bs->drv->bdrv_co_flush_to_os) {
+        ret = bs->drv->bdrv_co_flush_to_os(bs);
+    }
+    if (ret == 0 && !(bs->open_flags & BDRV_O_NO_FLUSH) &&
+        gen != bs->flushed_gen && bs->drv->bdrv_co_flush_to_disk) {
+        ret = bs->drv->bdrv_co_flush_to_disk(bs);
+    }
+    for (GSList *l = bs->children; l && ret == 0; l = l->next) {
+        BdrvChild *c = l->data;
+
+        if (!(c->role & BDRV_CHILD_BACKING)) {
+            ret = bdrv_co_flush(c->bs);
+        }
+    }
+    if (ret == 0) {
+        bs->flushed_gen = gen;
+    }
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, "flush", 0, 0, ret);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
+                                  bool exact, PreallocMode prealloc,
+                                  BdrvRequestFlags flags, Error **errp)
+{
+    BlockDriverState *bs = bdrv_child_node(child);
+    int ret;
+
+    if (!bs) {
+        error_setg(errp, "No medium inserted");
+        return -ENOMEDIUM;
+    }
+    if (offset < 0) {
+        error_setg(errp, "Image size cannot be negative");
+        return -EINVAL;
+    }
+    if (bs->read_only) {
+        error_setg(errp, "Image is read-only");
+        return -EACCES;
+    }
+    if (!bs->drv->bdrv_co_truncate) {
+        error_setg(errp, "Image format driver does not support resize");
+        return -ENOTSUP;
+    }
+    trace_bdrv_co_truncate(bs, offset, prealloc);
+    bs->in_flight++;
+    ret = bs->drv->bdrv_co_truncate(bs, offset, exact, prealloc, flags, errp);
+    if (ret == 0) {
+        if (bs->drv->bdrv_getlength) {
+            bdrv_getlength(bs);
+        } else {
+            bs->total_bytes = offset;
+        }
+    }
+    bs->write_gen++;
+    bs->in_flight--;
+    return ret;
+}
+
+/* ---- Block status */
+
+/* The node whose data shows through where bs allocates nothing. */
+static BlockDriverState *bdrv_cow_or_filtered(BlockDriverState *bs)
+{
+    if (bs->backing) {
+        return bs->backing->bs;
+    }
+    if (bs->drv && bs->drv->is_filter && bs->file) {
+        return bs->file->bs;
+    }
+    return NULL;
+}
+
+/* Status without a driver callback: protocols hold data, filters defer. */
+static int bdrv_block_status_default(BlockDriverState *bs, int64_t offset,
+                                     int64_t bytes, int64_t *pnum,
+                                     int64_t *map, BlockDriverState **file)
+{
+    *pnum = bytes;
+    *map = offset;
+    if (bs->drv->protocol) {
+        *file = bs;
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    }
+    if (bs->drv->is_filter && bs->file) {
+        *file = bs->file->bs;
+        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
+    }
+    return BDRV_BLOCK_DATA;
+}
+
+/* Ask the driver about an aligned superset of the range and trim back. */
+static int coroutine_fn bdrv_block_status_driver(BlockDriverState *bs,
+                                                 bool want_zero,
+                                                 int64_t offset,
+                                                 int64_t bytes, int64_t total,
+                                                 int64_t *pnum, int64_t *map,
+                                                 BlockDriverState **file)
+{
+    int64_t align = bs->bl.request_alignment;
+    int64_t aoff = QEMU_ALIGN_DOWN(offset, align);
+    int64_t aend = MIN(QEMU_ALIGN_UP(offset + bytes, align),
+                       QEMU_ALIGN_UP(total, align));
+    int64_t n = 0;
+    int ret;
+
+    ret = bs->drv->bdrv_co_block_status(bs, want_zero, aoff, aend - aoff, &n,
+                                        map, file);
+    if (ret < 0) {
+        return ret;
+    }
+    n = MIN(n, aend - aoff);
+    if (n <= offset - aoff) {
+        return -EIO;    /* the driver made no progress */
+    }
+    *pnum = MIN(n - (offset - aoff), bytes);
+    if (ret & BDRV_BLOCK_OFFSET_VALID) {
+        *map += offset - aoff;
+    }
+    return ret;
+}
+
+/*
+ * Refine a DATA answer by asking the file where it is stored: holes
+ * there (or bytes past its end) read as zeroes.
+ */
+static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
+                                                 int ret, int64_t map,
+                                                 int64_t *pnum);
+
+/*
+ * Status of bs alone (see bdrv_co_block_status), with the driver's
+ * want_zero hint.
+ */
+static int coroutine_fn bdrv_co_status_one(BlockDriverState *bs,
+                                           bool want_zero, int64_t offset,
+                                           int64_t bytes, int64_t *pnum,
+                                           int64_t *map,
+                                           BlockDriverState **file)
+{
+    BlockDriverState *local_file = NULL, *cow;
+    int64_t local_map = 0, total;
+    int ret;
+
+    *pnum = 0;
+    if (!bs || !bs->drv) {
+        return -ENOMEDIUM;
+    }
+    total = bdrv_getlength(bs);
+    if (total < 0) {
+        return total;
+    }
+    if (offset < 0 || bytes < 0) {
+        return -EIO;
+    }
+    if (offset >= total) {
+        return BDRV_BLOCK_EOF;
+    }
+    bytes = MIN(bytes, total - offset);
+    if (bytes == 0) {
+        return 0;
+    }
+    if (bs->drv->bdrv_co_block_status) {
+        ret = bdrv_block_status_driver(bs, want_zero, offset, bytes, total,
+                                       pnum, &local_map, &local_file);
+    } else {
+        ret = bdrv_block_status_default(bs, offset, bytes, pnum, &local_map,
+                                        &local_file);
+    }
+    if (ret < 0) {
+        return ret;
+    }
+    if (ret & BDRV_BLOCK_RAW) {
+        if (!local_file) {
+            return -EIO;
+        }
+        ret = bdrv_co_status_one(local_file, want_zero, local_map, *pnum,
+                                 pnum, &local_map, &local_file);
+        if (ret < 0) {
+            return ret;
+        }
+        ret &= ~BDRV_BLOCK_EOF;
+        goto out;
+    }
+    if ((ret & BDRV_BLOCK_RECURSE) && want_zero && local_file &&
+        (ret & BDRV_BLOCK_OFFSET_VALID) && (ret & BDRV_BLOCK_DATA) &&
+        !(ret & BDRV_BLOCK_ZERO)) {
+        ret = bdrv_block_status_refine(local_file, ret, local_map, pnum);
+    }
+    ret &= ~(BDRV_BLOCK_RECURSE | BDRV_BLOCK_EOF);
+    if (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) {
+        ret |= BDRV_BLOCK_ALLOCATED;
+    } else if (!bs->drv->is_filter) {
+        /* Unallocated: zeroes unless a backing node supplies the data. */
+        cow = bdrv_cow_or_filtered(bs);
+        if (!cow || offset >= bdrv_getlength(cow)) {
+            ret |= BDRV_BLOCK_ZERO;
+        }
+    }
+out:
+    if (offset + *pnum >= total) {
+        ret |= BDRV_BLOCK_EOF;
+    }
+    if (map) {
+        *map = local_map;
+    }
+    if (file) {
+        *file = local_file;
+    }
+    return ret;
+}
+
+static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
+                                                 int ret, int64_t map,
+                                                 int64_t *pnum)
+{
+    int64_t file_pnum = 0;
+    int ret2 = bdrv_co_status_one(file, true, map, *pnum, &file_pnum, NULL,
+                                  NULL);
+
+    if (ret2 < 0) {
+        return ret;
+    }
+    if (file_pnum == 0) {
+        return ret | BDRV_BLOCK_ZERO;
+    }
+    *pnum = file_pnum;
+    return ret | (ret2 & BDRV_BLOCK_ZERO);
+}
+
+int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum,
+                                      int64_t *map, BlockDriverState **file)
+{
+    int64_t local_pnum;
+    int ret;
+
+    pnum = pnum ? pnum : &local_pnum;
+    ret = bdrv_co_status_one(bs, true, offset, bytes, pnum, map, file);
+    trace_bdrv_co_block_status(bs, offset, bytes, ret, *pnum);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs,
+                                            BlockDriverState *base,
+                                            int64_t offset, int64_t bytes,
+                                            int64_t *pnum, int64_t *map,
+                                            BlockDriverState **file,
+                                            int *depth)
+{
+    int64_t total = bdrv_getlength(bs), local_pnum;
+    BlockDriverState *p = bs, *next;
+    int d = 0, ret;
+
+    pnum = pnum ? pnum : &local_pnum;
+    if (total < 0) {
+        return total;
+    }
+    for (;;) {
+        ret = bdrv_co_status_one(p, true, offset, bytes, pnum, map, file);
+        if (ret < 0) {
+            return ret;
+        }
+        if (*pnum == 0 && p != bs) {
+            /* Past the end of a shorter lower layer: its EOF reads zero. */
+            *pnum = bytes;
+            ret = BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
+            if (file) {
+                *file = p;
+            }
+            break;
+        }
+        if (*pnum == 0 || (ret & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO))) {
+            break;
+        }
+        next = bdrv_cow_or_filtered(p);
+        if (!next || next == base) {
+            break;
+        }
+        bytes = *pnum;
+        p = next;
+        d++;
+    }
+    ret &= ~BDRV_BLOCK_EOF;
+    if (offset + *pnum >= total) {
+        ret |= BDRV_BLOCK_EOF;
+    }
+    if (depth) {
+        *depth = d;
+    }
+    trace_bdrv_co_block_status_above(bs, base, offset, ret, *pnum, d);
+    return ret;
+}
+
+int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, int64_t *pnum)
+{
+    int64_t local_pnum;
+    int ret;
+
+    pnum = pnum ? pnum : &local_pnum;
+    ret = bdrv_co_status_one(bs, false, offset, bytes, pnum, NULL, NULL);
+    if (ret < 0) {
+        return ret;
+    }
+    return !!(ret & BDRV_BLOCK_ALLOCATED);
+}
+
+int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *top,
+                                            BlockDriverState *base,
+                                            bool include_base,
+                                            int64_t offset, int64_t bytes,
+                                            int64_t *pnum)
+{
+    int64_t n = bytes, local_pnum;
+    BlockDriverState *p = top;
+
+    pnum = pnum ? pnum : &local_pnum;
+    for (;;) {
+        int ret = bdrv_co_is_allocated(p, offset, n, pnum);
+        BlockDriverState *next;
+
+        if (ret < 0) {
+            return ret;
+        }
+        if (*pnum == 0 && p != top) {
+            /* Past the end of a shorter layer, which thus decides: zero. */
+            *pnum = n;
+            return 1;
+        }
+        if (ret == 1 || *pnum == 0) {
+            return ret;
+        }
+        n = *pnum;
+        next = bdrv_cow_or_filtered(p);
+        if (p == base || !next || (next == base && !include_base)) {
+            return 0;
+        }
+        p = next;
+    }
+}

@@ -37,10 +37,14 @@ int trace_enable_pattern(const char *pattern)
 bool trace_opt_parse(const char *optarg)
 {
     g_auto(GStrv) parts = g_strsplit(optarg, ",", -1);
-    bool ok = true;
 
     for (int i = 0; parts[i]; i++) {
         const char *p = parts[i];
+        if (!strcmp(p, "help") || !strcmp(p, "enable=help")) {
+            /* As QEMU: list the events and leave. */
+            trace_enable_pattern("help");
+            exit(0);
+        }
         if (g_str_has_prefix(p, "file=")) {
             FILE *f = fopen(p + 5, "w");
             if (!f) {
@@ -59,7 +63,7 @@ bool trace_opt_parse(const char *optarg)
             warn_report("trace event '%s' does not exist", p);
         }
     }
-    return ok;
+    return true;
 }
 
 void trace_log_line(const char *name, const char *fmt, ...)

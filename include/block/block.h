@@ -126,6 +126,8 @@ BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
 /* Open the backing chain of bs (no-op if bs has no backing file). */
 int bdrv_open_backing_file(BlockDriverState *bs, QDict *backing_options,
                            Error **errp);
+/* The node called node_name (user-given or "#blockN"), or NULL. */
+BlockDriverState *bdrv_find_node(const char *node_name);
 void bdrv_ref(BlockDriverState *bs);
 /* Drop a reference; the last one flushes, closes and frees the node. */
 void bdrv_unref(BlockDriverState *bs);
@@ -199,7 +201,7 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
 /*
  * Allocation status of [offset, offset + bytes) of bs alone.
  * Returns BDRV_BLOCK_* flags (or -errno) for the first *pnum bytes
- * (*pnum > 0 unless offset is at or past the end). *map/*file (may be
+ * (*pnum > 0 unless offset is at or past the end). *map and *file (may be
  * NULL) receive the host offset and the node holding it when
  * BDRV_BLOCK_OFFSET_VALID is set. Extents are as large as the driver can
  * tell in one call; callers loop.
@@ -210,9 +212,12 @@ int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
 /*
  * Status across the chain from bs down to (not including) base, where
  * base may be NULL for the whole chain. The result describes the first
- * layer that allocates the first byte ("ALLOCATED" set then), or reads
- * as zero/unallocated when none does. *depth (may be NULL) gets the
- * index of that layer (0 = bs), or the chain length when no layer does.
+ * layer that allocates the first byte ("ALLOCATED" set then). When no
+ * layer does, the walk stops at the first layer known to read as zeroes
+ * (no backing file, or the range lies beyond its backing file's end: ZERO
+ * set, ALLOCATED clear) or at the last layer above base, and returns that
+ * layer's status. *depth (may be NULL) gets the index of the layer whose
+ * status is returned (0 = bs), as qemu-img map reports it.
  * *pnum is the longest prefix with the same answer from the same layer.
  */
 int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs,
@@ -264,6 +269,8 @@ int bdrv_is_allocated_above(BlockDriverState *top, BlockDriverState *base,
  * themselves (tools, the NBD server): I/O is issued through a BdrvChild so
  * the core knows who asks. Created by bdrv_root_attach, freed by
  * bdrv_root_unref_child (which also drops the node reference).
+ * bdrv_root_attach takes its own reference to bs: the caller still owns the
+ * reference it had (e.g. from bdrv_open) and drops it with bdrv_unref().
  */
 BdrvChild *bdrv_root_attach(BlockDriverState *bs, const char *name,
                             Error **errp);

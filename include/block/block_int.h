@@ -186,6 +186,13 @@ struct BlockDriverState {
     unsigned int in_flight;
     uint64_t write_gen;         /* bumped per write, for flush skipping */
     uint64_t flushed_gen;
+
+    /* Every child of this node (BdrvChild *), file and backing included. */
+    GSList *children;
+    /* Serialises read-modify-write of partial alignment blocks (io.c). */
+    CoMutex rmw_lock;
+    /* The format was probed, not named by the user (raw warns on write). */
+    bool probed;
 };
 
 /* Trivial accessors usable by drivers. */
@@ -211,6 +218,16 @@ BdrvChild *bdrv_attach_child(BlockDriverState *parent,
                              Error **errp);
 /* Detach and drop the child's reference. */
 void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child);
+
+/*
+ * Create a node driven by drv without going through the driver table (for
+ * unit tests' mock drivers): allocates bs->opaque, calls drv->bdrv_open with
+ * options (may be NULL; leftovers are an error), refreshes limits and
+ * total_bytes. Returns a node with one reference, or NULL with errp set.
+ */
+BlockDriverState *bdrv_new_open_driver(const BlockDriver *drv,
+                                       const char *node_name, QDict *options,
+                                       int flags, Error **errp);
 
 /* Memory alignment for I/O buffers on bs (O_DIRECT needs it). */
 size_t bdrv_opt_mem_align(BlockDriverState *bs);

@@ -20,7 +20,10 @@ extern const char *const trace_event_names[];
  * matched, or -1 when none matched.
  */
 int trace_enable_pattern(const char *pattern);
-/* Parse a --trace argument: "PATTERN" or "enable=PATTERN[,file=F]". */
+/*
+ * Parse a --trace argument: "PATTERN" or "enable=PATTERN[,file=F]".
+ * "help" lists every event on stdout and exits(0), as QEMU does.
+ */
 bool trace_opt_parse(const char *optarg);
 /* The log backend: "PID@SEC.USEC:name " then the formatted args. */
 void trace_log_line(const char *name, const char *fmt, ...)

@@ -1,0 +1,487 @@
+/*
+ * qblk-img subcommands that change a backing chain offline: rebase and
+ * commit.
+ *
+ * rebase (safe mode) copies into the image every range it does not
+ * allocate itself and where the old and the new backing chain read
+ * differently, then rewrites the backing reference in the header. The
+ * data is written before the header changes, so a crash leaves the image
+ * on its old backing file with some redundant, identical data: the guest
+ * view never changes. -u only rewrites the header.
+ *
+ * commit copies every range allocated above the base into the base,
+ * flushes the base, and only then empties the top image (unless -d or
+ * -b). The base is opened a second time read-write and swapped into the
+ * chain in place of its read-only node, so reads through the top always
+ * see the chain as it was before the commit.
+ */
+#include "qemu/osdep.h"
+#include "block/block.h"
+#include "qblk-img.h"
+#include "trace.h"
+
+#define IMG_CHAIN_BUF_SIZE (2 * MiB)
+/* Granularity at which rebase decides whether to copy. */
+#define IMG_REBASE_GRAIN (64 * KiB)
+
+/* ------------------------------------------------------------------ */
+/* rebase                                                              */
+
+typedef struct ImgRebase {
+    BdrvChild *img;
+    BdrvChild *old_b;       /* NULL: old chain reads as zeroes */
+    BdrvChild *new_b;       /* NULL: new chain reads as zeroes */
+    int64_t old_len, new_len;
+    uint8_t *buf_old, *buf_new;
+} ImgRebase;
+
+/*
+ * Fill buf with bytes [off, off + n) as backing child c reads them, zero
+ * past its end (len). Returns 0 or -errno.
+ */
+static int img_rebase_read(BdrvChild *c, int64_t len, int64_t off,
+                           int64_t n, uint8_t *buf)
+{
+    int64_t avail = c ? MAX(0, MIN(n, len - off)) : 0;
+    int ret = 0;
+
+    if (avail > 0) {
+        ret = bdrv_pread(c, off, avail, buf, 0);
+    }
+    memset(buf + avail, 0, n - avail);
+    return ret < 0 ? ret : 0;
+}
+
+/* True if [off, off + n) of backing child c is known to read as zero. */
+static bool img_rebase_is_zero(BdrvChild *c, int64_t len, int64_t off,
+                               int64_t n)
+{
+    int64_t pnum;
+    int st;
+
+    if (!c || off >= len) {
+        return true;
+    }
+    st = bdrv_block_status_above(bdrv_child_bs(c), NULL, off, n, &pnum,
+                                 NULL, NULL, NULL);
+    return st >= 0 && (st & BDRV_BLOCK_ZERO) && pnum >= n;
+}
+
+/* Copy [off, off + n) of the old chain where it differs from the new. */
+static int img_rebase_range(ImgRebase *s, int64_t off, int64_t n)
+{
+    int ret;
+
+    if (img_rebase_is_zero(s->old_b, s->old_len, off, n) &&
+        img_rebase_is_zero(s->new_b, s->new_len, off, n)) {
+        return 0;
+    }
+    ret = img_rebase_read(s->old_b, s->old_len, off, n, s->buf_old);
+    if (ret < 0) {
+        error_report("error while reading from old backing file");
+        return ret;
+    }
+    ret = img_rebase_read(s->new_b, s->new_len, off, n, s->buf_new);
+    if (ret < 0) {
+        error_report("error while reading from new backing file");
+        return ret;
+    }
+    for (int64_t i = 0; i < n; i += IMG_REBASE_GRAIN) {
+        int64_t len = MIN(IMG_REBASE_GRAIN, n - i);
+        if (!memcmp(s->buf_old + i, s->buf_new + i, len)) {
+            continue;
+        }
+        trace_img_rebase_copy(off + i, len);
+        ret = bdrv_pwrite(s->img, off + i, len, s->buf_old + i, 0);
+        if (ret < 0) {
+            error_report("Error while writing to COW image: %s",
+                         g_strerror(-ret));
+            return ret;
+        }
+    }
+    return 0;
+}
+
+/* Safe-mode copy loop over the whole image. Returns 0 or -errno. */
+static int img_rebase_copy(ImgRebase *s)
+{
+    BlockDriverState *bs = bdrv_child_bs(s->img);
+    BlockDriverState *backing = bdrv_backing_bs(bs);
+    int64_t size = bdrv_getlength(bs);
+
+    if (size < 0) {
+        error_report("Could not get size of '%s': %s", bdrv_get_filename(bs),
+                     g_strerror(-size));
+        return size;
+    }
+    for (int64_t off = 0; off < size;) {
+        int64_t n = MIN(size - off, IMG_CHAIN_BUF_SIZE), pnum = n;
+        int ret = 0;
+
+        if (backing) {
+            ret = bdrv_is_allocated_above(bs, backing, false, off, n, &pnum);
+        }
+        if (ret < 0) {
+            error_report("error while reading image metadata: %s",
+                         g_strerror(-ret));
+            return ret;
+        }
+        if (!ret) {
+            ret = img_rebase_range(s, off, pnum);
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        off += pnum;
+        img_progress_print(100.0f * off / size);
+    }
+    return 0;
+}
+
+/* Open the backing files for safe mode; reports errors. */
+static bool img_rebase_open_backings(ImgRebase *s, const char *filename,
+                                     const char *new_name,
+                                     const char *new_fmt, int src_flags)
+{
+    BlockDriverState *old = bdrv_backing_bs(bdrv_child_bs(s->img));
+    Error *err = NULL;
+
+    if (old) {
+        s->old_b = bdrv_root_attach(old, "qblk-img-old-backing", &err);
+        if (!s->old_b) {
+            img_report_err(err, "Could not open old backing file '%s': ",
+                           bdrv_get_backing_filename(bdrv_child_bs(s->img)));
+            return false;
+        }
+        s->old_len = bdrv_getlength(old);
+    }
+    if (new_name) {
+        g_autofree char *path = bdrv_path_combine(filename, new_name);
+        s->new_b = img_open_err(path, new_fmt, false, src_flags, &err);
+        if (!s->new_b) {
+            img_report_err(err, "Could not open new backing file '%s': ",
+                           new_name);
+            return false;
+        }
+        s->new_len = bdrv_getlength(bdrv_child_bs(s->new_b));
+    }
+    if (s->old_len < 0 || s->new_len < 0) {
+        error_report("Could not get the size of a backing file");
+        return false;
+    }
+    return true;
+}
+
+int img_rebase(int argc, char **argv)
+{
+    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
+    static const struct option long_opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+        { "force-share", no_argument, NULL, 'U' },
+        { "trace", required_argument, NULL, IMG_OPT_TRACE },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *new_name = NULL, *new_fmt = NULL;
+    const char *cache = "writeback", *src_cache = "writeback", *filename;
+    bool unsafe = false, progress = false, quiet = false, image_opts = false;
+    bool have_b = false, wt;
+    int flags = BDRV_O_RDWR, src_flags = 0, c, ret = EXIT_FAILURE;
+    ImgRebase s = { 0 };
+    Error *err = NULL;
+
+    while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_opts,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            img_help();
+        case 'f':
+            fmt = optarg;
+            break;
+        case 'F':
+            new_fmt = optarg;
+            break;
+        case 'b':
+            new_name = optarg;
+            have_b = true;
+            break;
+        case 'u':
+            unsafe = true;
+            break;
+        case 'p':
+            progress = true;
+            break;
+        case 't':
+            cache = optarg;
+            break;
+        case 'T':
+            src_cache = optarg;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'U':
+            src_flags |= BDRV_O_FORCE_SHARE;
+            break;
+        case OPT_IMAGE_OPTS:
+            image_opts = true;
+            break;
+        case IMG_OPT_TRACE:
+            img_trace_option(optarg);
+            break;
+        default:
+            img_bad_option(c, argv);
+        }
+    }
+    if (quiet) {
+        progress = false;
+    }
+    if (optind != argc - 1) {
+        img_error_exit("Expecting one image file name");
+    }
+    if (!unsafe && !have_b) {
+        img_error_exit("Must specify backing file (-b) or use unsafe mode "
+                       "(-u)");
+    }
+    filename = argv[optind];
+    if (new_name && !*new_name) {
+        new_name = NULL;        /* -b "": remove the backing file */
+    }
+    if (new_name && !new_fmt) {
+        error_report("Could not change the backing file to '%s': backing "
+                     "format must be specified", new_name);
+        return EXIT_FAILURE;
+    }
+    if (!img_parse_cache(cache, &flags, &wt)) {
+        error_report("Invalid cache option: %s", cache);
+        return EXIT_FAILURE;
+    }
+    if (!img_parse_cache(src_cache, &src_flags, &wt)) {
+        error_report("Invalid source cache option: %s", src_cache);
+        return EXIT_FAILURE;
+    }
+    flags |= unsafe ? BDRV_O_NO_BACKING : 0;
+    s.img = img_open(filename, fmt, image_opts, flags, quiet);
+    if (!s.img) {
+        return EXIT_FAILURE;
+    }
+    img_progress_init(progress, 2.0f);
+    if (!unsafe) {
+        if (!img_rebase_open_backings(&s, filename, new_name, new_fmt,
+                                      src_flags)) {
+            goto out;
+        }
+        s.buf_old = qemu_blockalign(IMG_CHAIN_BUF_SIZE);
+        s.buf_new = qemu_blockalign(IMG_CHAIN_BUF_SIZE);
+        if (img_rebase_copy(&s) < 0) {
+            goto out;
+        }
+    }
+    if (bdrv_change_backing_file(bdrv_child_bs(s.img), new_name, new_fmt,
+                                 &err) < 0) {
+        error_report_err(err);
+        goto out;
+    }
+    img_progress_print(100.0f);
+    ret = EXIT_SUCCESS;
+out:
+    img_progress_end();
+    img_close(s.old_b);
+    img_close(s.new_b);
+    img_close(s.img);
+    qemu_vfree(s.buf_old);
+    qemu_vfree(s.buf_new);
+    return ret;
+}
+
+/* ------------------------------------------------------------------ */
+/* commit                                                              */
+
+/* The node whose backing child is base, searching down from top. */
+static BlockDriverState *img_node_above(BlockDriverState *top,
+                                        BlockDriverState *base)
+{
+    for (BlockDriverState *p = top; p; p = bdrv_backing_bs(p)) {
+        if (bdrv_backing_bs(p) == base) {
+            return p;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * Replace the read-only base node below top by a read-write node of the
+ * same image; returns its root child or NULL (reported).
+ */
+static BdrvChild *img_commit_open_base(BlockDriverState *top,
+                                       BlockDriverState *base, int flags)
+{
+    g_autofree char *name = g_strdup(bdrv_get_filename(base));
+    g_autofree char *fmt = g_strdup(bdrv_get_format_name(base));
+    BlockDriverState *above = img_node_above(top, base);
+    Error *err = NULL;
+    BdrvChild *child = img_open_err(name, fmt, false, flags | BDRV_O_RDWR,
+                                    &err);
+
+    if (!child) {
+        img_report_err(err, "Could not open '%s' read-write: ", name);
+        return NULL;
+    }
+    if (bdrv_set_backing_hd(above, bdrv_child_bs(child), &err) < 0) {
+        error_report_err(err);
+        img_close(child);
+        return NULL;
+    }
+    return child;
+}
+
+/* Copy everything allocated above base's node into it; 0 or -errno. */
+static int img_commit_copy(BdrvChild *top, BdrvChild *base, uint8_t *buf)
+{
+    BlockDriverState *top_bs = bdrv_child_bs(top);
+    BlockDriverState *base_bs = bdrv_child_bs(base);
+    int64_t len = bdrv_getlength(top_bs);
+    int64_t base_len = bdrv_getlength(base_bs);
+    Error *err = NULL;
+    int ret;
+
+    if (len < 0 || base_len < 0) {
+        return len < 0 ? len : base_len;
+    }
+    if (base_len < len &&
+        bdrv_truncate(base, len, false, PREALLOC_MODE_OFF, 0, &err) < 0) {
+        error_report_err(err);
+        return -EIO;
+    }
+    for (int64_t off = 0; off < len;) {
+        int64_t n = MIN(len - off, IMG_CHAIN_BUF_SIZE), pnum;
+        ret = bdrv_is_allocated_above(top_bs, base_bs, false, off, n, &pnum);
+        if (ret < 0) {
+            return ret;
+        }
+        if (ret) {
+            trace_img_commit_copy(off, pnum);
+            ret = bdrv_pread(top, off, pnum, buf, 0);
+            if (ret >= 0) {
+                ret = bdrv_pwrite(base, off, pnum, buf, 0);
+            }
+            if (ret < 0) {
+                return ret;
+            }
+        }
+        off += pnum;
+        img_progress_print(100.0f * off / len);
+    }
+    return bdrv_flush(base_bs);
+}
+
+int img_commit(int argc, char **argv)
+{
+    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
+    static const struct option long_opts[] = {
+        { "help", no_argument, NULL, 'h' },
+        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+        { "trace", required_argument, NULL, IMG_OPT_TRACE },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *fmt = NULL, *cache = "writeback", *base_name = NULL;
+    bool drop = false, progress = false, quiet = false, image_opts = false;
+    bool wt;
+    int flags = BDRV_O_RDWR, c, ret = EXIT_FAILURE;
+    BdrvChild *top, *base = NULL;
+    BlockDriverState *base_bs;
+    uint8_t *buf = NULL;
+    Error *err = NULL;
+
+    while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", long_opts,
+                            NULL)) != -1) {
+        switch (c) {
+        case 'h':
+            img_help();
+        case 'f':
+            fmt = optarg;
+            break;
+        case 't':
+            cache = optarg;
+            break;
+        case 'b':
+            base_name = optarg;
+            drop = true;        /* -b implies -d, as in qemu-img */
+            break;
+        case 'd':
+            drop = true;
+            break;
+        case 'p':
+            progress = true;
+            break;
+        case 'q':
+            quiet = true;
+            break;
+        case 'r':
+            break;              /* rate limit: meaningless offline */
+        case OPT_IMAGE_OPTS:
+            image_opts = true;
+            break;
+        case IMG_OPT_TRACE:
+            img_trace_option(optarg);
+            break;
+        default:
+            img_bad_option(c, argv);
+        }
+    }
+    if (quiet) {
+        progress = false;
+    }
+    if (optind != argc - 1) {
+        img_error_exit("Expecting one image file name");
+    }
+    if (!img_parse_cache(cache, &flags, &wt)) {
+        error_report("Invalid cache option: %s", cache);
+        return EXIT_FAILURE;
+    }
+    top = img_open(argv[optind], fmt, image_opts, flags, quiet);
+    if (!top) {
+        return EXIT_FAILURE;
+    }
+    if (base_name) {
+        base_bs = bdrv_find_backing_image(bdrv_child_bs(top), base_name);
+        if (!base_bs) {
+            error_report("Did not find '%s' in the backing chain of '%s'",
+                         base_name, argv[optind]);
+            goto out;
+        }
+    } else {
+        base_bs = bdrv_backing_bs(bdrv_child_bs(top));
+        if (!base_bs) {
+            error_report("Image does not have a backing file");
+            goto out;
+        }
+    }
+    base = img_commit_open_base(bdrv_child_bs(top), base_bs,
+                                flags & ~BDRV_O_RDWR);
+    if (!base) {
+        goto out;
+    }
+    img_progress_init(progress, 1.0f);
+    buf = qemu_blockalign(IMG_CHAIN_BUF_SIZE);
+    ret = img_commit_copy(top, base, buf);
+    if (ret < 0) {
+        error_report("Block job failed: %s", g_strerror(-ret));
+        ret = EXIT_FAILURE;
+        goto out;
+    }
+    if (!drop && bdrv_make_empty(bdrv_child_bs(top), &err) < 0) {
+        error_report_err(err);
+        ret = EXIT_FAILURE;
+        goto out;
+    }
+    img_progress_end();
+    img_qprintf(quiet, "Image committed.\n");
+    ret = EXIT_SUCCESS;
+out:
+    img_progress_end();
+    qemu_vfree(buf);
+    img_close(base);
+    img_close(top);
+    return ret;
+}
