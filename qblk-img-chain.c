@@ -27,6 +27,7 @@
 /* ------------------------------------------------------------------ */
 /* rebase                                                              */
 
+/* State of a safe-mode rebase: the image and both backing views. */
 typedef struct ImgRebase {
     BdrvChild *img;
     BdrvChild *old_b;       /* NULL: old chain reads as zeroes */
@@ -172,6 +173,14 @@ static bool img_rebase_open_backings(ImgRebase *s, const char *filename,
     return true;
 }
 
+/*
+ * rebase [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p]
+ *        [-u] -b backing [-F backing_fmt] file
+ *
+ * -b "" removes the backing file; -u without -b does the same. The new
+ * backing name is stored as given and resolved relative to the image's
+ * directory, like any backing reference. A new backing file needs -F.
+ */
 int img_rebase(int argc, char **argv)
 {
     enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
@@ -375,6 +384,13 @@ static int img_commit_copy(BdrvChild *top, BdrvChild *base, uint8_t *buf)
     return bdrv_flush(base_bs);
 }
 
+/*
+ * commit [--image-opts] [-q] [-f fmt] [-t cache] [-b base] [-d] [-p] file
+ *
+ * Without -b the data goes into the immediate backing file and the image
+ * is emptied afterwards (unless -d). With -b, images between the top and
+ * base are left alone and the top is not emptied (-b implies -d).
+ */
 int img_commit(int argc, char **argv)
 {
     enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };

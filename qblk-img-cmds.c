@@ -19,6 +19,14 @@
 
 /* ------------------------------------------------------------------ */
 /* create                                                              */
+/*
+ * Creation options travel as strings in a QDict to bdrv_create(); the
+ * tool only checks their names against the driver's create_opts list and
+ * canonicalises typed values, so "cluster_size=4k" reaches the driver
+ * (and the Formatting line) as "4096". The tables below exist only for
+ * output: descriptions for "-o help" and the order in which qemu-img
+ * prints options, defaults included, on the Formatting line.
+ */
 
 typedef enum ImgOptType {
     IMG_OPT_STR,
@@ -72,6 +80,7 @@ static const ImgFmtOrder img_raw_order[] = {
     { "extent_size_hint", NULL }, { "nocow", NULL }, { NULL, NULL }
 };
 
+/* The description of creation option name, or NULL if unknown to us. */
 static const ImgCreateOpt *img_find_create_opt(const char *name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(img_create_opts); i++) {
@@ -96,6 +105,7 @@ bool img_drv_has_opt(const BlockDriver *drv, const char *name)
     return false;
 }
 
+/* g_ptr_array_sort() comparator for arrays of C strings. */
 static gint img_strcmp(gconstpointer a, gconstpointer b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -171,14 +181,12 @@ bool img_parse_create_opts(const char *str, GPtrArray *keys,
         }
         if (cur->len) {
             char *eq = strchr(cur->str, '=');
-            if (!eq) {
-                error_setg(errp, "Invalid parameter '%s'", cur->str);
-                ok = false;
-                break;
+            /* A bare "name" means "name=on", as in QEMU's option lists. */
+            if (eq) {
+                *eq = '\0';
             }
-            *eq = '\0';
             img_keys_add(keys, cur->str);
-            qdict_put_str(opts, cur->str, eq + 1);
+            qdict_put_str(opts, cur->str, eq ? eq + 1 : "on");
             g_string_truncate(cur, 0);
         }
         if (!*p) {
@@ -190,7 +198,7 @@ bool img_parse_create_opts(const char *str, GPtrArray *keys,
     return ok;
 }
 
-/* Rewrite typed values in canonical form (sizes in bytes, on/off). */
+/* Rewrite sizes in bytes and validate booleans; errors name the key. */
 bool img_normalize_opts(QDict *opts, Error **errp)
 {
     g_autofree const char **keys = qdict_keys(opts);
@@ -207,15 +215,18 @@ bool img_normalize_opts(QDict *opts, Error **errp)
             if (parse_size(v, &n) < 0) {
                 error_setg(errp, "Parameter '%s' expects a non-negative "
                            "number below 2^64", keys[i]);
+                error_append_hint(errp, "Optional suffix k, M, G, T, P or E "
+                                  "means kilo-, mega-, giga-, tera-, peta-\n"
+                                  "and exabytes, respectively.\n");
                 return false;
             }
             qdict_put_int(opts, keys[i], (int64_t)n);
         } else if (o->type == IMG_OPT_BOOL) {
+            /* Validated only: qemu-img echoes booleans as written. */
             bool b;
             if (!qdict_get_bool(opts, keys[i], false, &b, errp)) {
                 return false;
             }
-            qdict_put_str(opts, keys[i], b ? "on" : "off");
         }
     }
     return true;
@@ -304,6 +315,15 @@ static bool img_create_check_backing(const char *filename, QDict *opts,
     return true;
 }
 
+/*
+ * create [-q] [-f fmt] [-b backing [-F backing_fmt]] [-u] [-o opts] file [size]
+ *
+ * Order of checks follows qemu-img 7.2 so that the first error reported
+ * is the same: format lookup, option syntax, option names, values, then
+ * the backing file (opened unless -u, its size used when none is given),
+ * and only then the "Formatting ..." line and the driver's create. The
+ * size comes from the argument, else -o size=, else the backing file.
+ */
 int img_create(int argc, char **argv)
 {
     static const struct option long_opts[] = {
@@ -356,6 +376,7 @@ int img_create(int argc, char **argv)
             img_bad_option(c, argv);
         }
     }
+    /* "-o help" needs only the format; a file name is optional. */
     drv = bdrv_find_format(fmt);
     if (help) {
         if (!drv) {
@@ -382,6 +403,7 @@ int img_create(int argc, char **argv)
         error_report("%s: Unknown file format '%s'", filename, fmt);
         goto out;
     }
+    /* Later -o strings override earlier ones, -b/-F override both. */
     for (guint i = 0; i < optstrs->len; i++) {
         if (!img_parse_create_opts(optstrs->pdata[i], keys, opts, &err)) {
             img_report_err(err, "%s: ", filename);
@@ -396,6 +418,7 @@ int img_create(int argc, char **argv)
         img_keys_add(keys, "backing_fmt");
         qdict_put_str(opts, "backing_fmt", base_fmt);
     }
+    /* Unknown names fail before anything is printed, as in qemu-img. */
     for (guint i = 0; i < keys->len; i++) {
         if (!img_drv_has_opt(drv, keys->pdata[i])) {
             error_report("%s: Invalid parameter '%s'", filename,
@@ -424,6 +447,7 @@ int img_create(int argc, char **argv)
     }
     img_keys_add(keys, "size");
     qdict_put_int(opts, "size", size);
+    /* The size always goes to the driver in bytes. */
     trace_img_create(filename, fmt, size);
     if (!quiet) {
         img_print_formatting(filename, fmt, opts, keys);
@@ -441,12 +465,18 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* info                                                                */
+/*
+ * Information is gathered into a JSON object first (the shape of QEMU's
+ * ImageInfo) and printed from there, so human and JSON output cannot
+ * disagree.
+ */
 
 /* Build qemu-img's ImageInfo object for bs (fields in QAPI order). */
 static JsonNode *img_collect_info(BlockDriverState *bs, Error **errp)
 {
     JsonObject *o = json_object_new();
     JsonNode *node = json_node_new(JSON_NODE_OBJECT);
+    /* bdrv_get_info() is optional: raw has no cluster size. */
     BlockDriverInfo bdi = { 0 };
     const char *backing = bdrv_get_backing_filename(bs);
     const char *bfmt = bdrv_get_backing_format(bs);
@@ -483,6 +513,7 @@ static JsonNode *img_collect_info(BlockDriverState *bs, Error **errp)
             json_object_set_string_member(o, "backing-filename-format", bfmt);
         }
     }
+    /* The driver's {"type": ..., "data": {...}} goes in unchanged. */
     spec = bdrv_get_specific_info_json(bs, NULL);
     if (spec) {
         JsonNode *sn = json_from_string(spec, NULL);
@@ -606,6 +637,16 @@ out:
     return ok;
 }
 
+/*
+ * info [--image-opts] [-f fmt] [--output=human|json] [--backing-chain] [-U]
+ *      file
+ *
+ * Images are opened metadata-only and without their backing files, so a
+ * missing backing file does not stop "info" (qemu-img behaves alike).
+ * With --backing-chain every image of the chain is listed, opened in
+ * turn with the format its parent records. JSON output is one object, or
+ * an array of them for --backing-chain.
+ */
 int img_info(int argc, char **argv)
 {
     enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_CHAIN, OPT_IMAGE_OPTS };
@@ -680,6 +721,11 @@ int img_info(int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 /* check                                                               */
+/*
+ * The driver does the work (and prints per-cluster ERROR/Leaked lines on
+ * stderr itself); the tool turns BdrvCheckResult into qemu-img's report
+ * and exit code.
+ */
 
 /* qemu-img's ImageCheck object: zero-valued optional fields omitted. */
 static JsonNode *img_check_json(const char *filename, const char *fmt,
@@ -710,6 +756,10 @@ static JsonNode *img_check_json(const char *filename, const char *fmt,
     return node;
 }
 
+/*
+ * The human report of qemu-img check: verdict, then the allocation
+ * summary (when the driver counts clusters) and the image end offset.
+ */
 static void img_check_human(const BdrvCheckResult *r, bool quiet)
 {
     const BlockFragInfo *b = &r->bfi;
@@ -771,6 +821,15 @@ static int img_run_check(BlockDriverState *bs, BdrvCheckResult *r,
     return -1;
 }
 
+/*
+ * check [--image-opts] [-q] [-f fmt] [--output=human|json] [-r leaks|all]
+ *       [-T src_cache] [-U] file
+ *
+ * Exit codes: 0 clean, 1 check failed or could not run, 2 corruptions,
+ * 3 leaks only, 63 format without a check. A repair (-r) is followed by
+ * a second, read-only check whose result is what gets printed; the
+ * repaired counts of the first pass are kept for the report.
+ */
 int img_check(int argc, char **argv)
 {
     enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_IMAGE_OPTS };
@@ -851,6 +910,7 @@ int img_check(int argc, char **argv)
         return EXIT_FAILURE;
     }
     ret = img_run_check(bdrv_child_bs(child), &r, fix);
+    /* ret < 0 here means "check completed": go on to report it. */
     if (ret < 0 && (r.leaks_fixed || r.corruptions_fixed)) {
         leaks_fixed = r.leaks_fixed;
         corruptions_fixed = r.corruptions_fixed;
@@ -881,7 +941,13 @@ int img_check(int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 /* map                                                                 */
+/*
+ * Extents come from bdrv_block_status_above() over the whole chain, in
+ * requests of at most 1 GiB; equal neighbours are merged before printing
+ * so the output does not depend on how the driver splits its answers.
+ */
 
+/* One line of map output: a range and how the chain provides it. */
 typedef struct ImgMapEntry {
     int64_t start;
     int64_t length;
@@ -974,6 +1040,11 @@ static int img_map_walk(BlockDriverState *bs, ImgOutputFormat ofmt,
         printf("%-16s%-16s%-16s%s\n", "Offset", "Length", "Mapped to",
                "File");
     }
+    /*
+     * curr accumulates mergeable extents; it is printed when an extent
+     * that cannot be merged arrives, and once more at the end (possibly
+     * empty, which is how qemu-img reports a start beyond the end).
+     */
     while (curr.start + curr.length < end) {
         int64_t off = curr.start + curr.length;
         int ret = img_map_status(bs, chain_len, off, MIN(GiB, end - off),
@@ -999,6 +1070,13 @@ static int img_map_walk(BlockDriverState *bs, ImgOutputFormat ofmt,
                                                       : EXIT_SUCCESS;
 }
 
+/*
+ * map [--image-opts] [-f fmt] [--start-offset=N] [--max-length=N]
+ *     [--output=human|json] [-U] file
+ *
+ * The image is opened with its whole backing chain: block status is
+ * asked across the chain, and "depth" tells which layer answered.
+ */
 int img_map(int argc, char **argv)
 {
     enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_IMAGE_OPTS, OPT_START, OPT_MAX };
@@ -1077,6 +1155,7 @@ int img_map(int argc, char **argv)
         img_close(child);
         return EXIT_FAILURE;
     }
+    /* A start past the end prints one empty entry, like qemu-img. */
     if (max_len != -1) {
         len = MIN(len, start + max_len);
     }
@@ -1087,12 +1166,20 @@ int img_map(int argc, char **argv)
 
 /* ------------------------------------------------------------------ */
 /* compare                                                             */
+/*
+ * The common prefix is walked in chunks where both images give a stable
+ * block status; chunks reading as zero in both are skipped, others are
+ * read and compared byte-wise, and a difference is reported at its
+ * 512-byte sector, as qemu-img does. The tail of the longer image must
+ * read as zeroes.
+ */
 
+/* The two images being compared and one I/O buffer for each. */
 typedef struct ImgCompare {
     BdrvChild *c[2];
-    const char *name[2];
+    const char *name[2];    /* as given on the command line */
     bool quiet;
-    uint8_t *buf[2];
+    uint8_t *buf[2];        /* IMG_IO_BUF_SIZE bytes each */
 } ImgCompare;
 
 /* Read bytes at offset of image i into its buffer; reports errors. */
@@ -1152,6 +1239,7 @@ static int img_compare_chunk(ImgCompare *s, int64_t offset, int64_t end,
             return 2;
         }
     }
+    /* The chunk where both answers hold, capped by the buffer size. */
     bytes = MIN(MIN(n[0], n[1]), IMG_IO_BUF_SIZE);
     *pnum = bytes;
     trace_img_compare_chunk(offset, bytes, st[0], st[1]);
@@ -1160,6 +1248,7 @@ static int img_compare_chunk(ImgCompare *s, int64_t offset, int64_t end,
                     " block status mismatch!\n", offset);
         return 1;
     }
+    /* Both read as zeroes: equal without reading a byte. */
     if ((st[0] & BDRV_BLOCK_ZERO) && (st[1] & BDRV_BLOCK_ZERO)) {
         return 0;
     }
@@ -1229,7 +1318,9 @@ static int img_compare_run(ImgCompare *s, bool strict)
     while (off < min_len && ret == 0) {
         ret = img_compare_chunk(s, off, min_len, strict, &n);
         off += n;
-        img_progress_print(100.0f * off / MAX(len[0], len[1]));
+        if (ret == 0) {
+            img_progress_print(100.0f * off / MAX(len[0], len[1]));
+        }
     }
     if (ret == 0 && len[0] != len[1]) {
         img_qprintf(s->quiet, "Warning: Image size mismatch!\n");
@@ -1242,6 +1333,13 @@ static int img_compare_run(ImgCompare *s, bool strict)
     return ret;
 }
 
+/*
+ * compare [--image-opts] [-f fmt] [-F fmt] [-T src_cache] [-p] [-q] [-s]
+ *         [-U] file1 file2
+ *
+ * Exit codes: 0 identical, 1 different, 2 error (including failure to
+ * open either image).
+ */
 int img_compare(int argc, char **argv)
 {
     enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };

@@ -28,12 +28,14 @@
 #define IMG_CONVERT_CHUNK (2 * MiB)
 #define IMG_CONVERT_MAX_CO 16
 
+/* What a chunk of the source needs in the target. */
 typedef enum ImgChunkKind {
     IMG_CHUNK_DATA,
     IMG_CHUNK_ZERO,
     IMG_CHUNK_BACKING,
 } ImgChunkKind;
 
+/* One source image and where its bytes land in the target. */
 typedef struct ImgConvertSrc {
     BdrvChild *child;
     int64_t start;          /* offset of this source in the target */
@@ -294,6 +296,7 @@ static int img_convert_run(ImgConvert *s, int num_co)
     return s->ret;
 }
 
+/* Command-line settings of convert, before anything is opened. */
 typedef struct ImgConvertArgs {
     const char *fmt, *out_fmt, *out_base, *out_base_fmt;
     const char *cache, *src_cache;
@@ -463,7 +466,8 @@ static bool img_convert_open_target(ImgConvert *s, const ImgConvertArgs *a,
                                     const char *out)
 {
     const BlockDriver *drv = bdrv_find_format(a->out_fmt);
-    int flags = BDRV_O_RDWR;
+    /* Zeroes may be written by unmapping, as qemu-img convert does. */
+    int flags = BDRV_O_RDWR | BDRV_O_UNMAP;
     int64_t len;
     bool wt;
 
@@ -493,6 +497,12 @@ static bool img_convert_open_target(ImgConvert *s, const ImgConvertArgs *a,
     return true;
 }
 
+/*
+ * convert [...] file [file2 ...] output: see docs/qblk-img.rst. Sources
+ * are opened first (their total size sizes the target), then the target
+ * is created unless -n and opened read-write with BDRV_O_UNMAP so that
+ * zero ranges may be unmapped. Exit status 0 or 1.
+ */
 int img_convert(int argc, char **argv)
 {
     ImgConvertArgs a = {
@@ -516,7 +526,14 @@ int img_convert(int argc, char **argv)
     }
     nsrc = argc - optind - 1;
     if (nsrc < 1) {
-        img_error_exit("Must specify image file name");
+        error_report("Must specify image file name");
+        goto out;
+    }
+    if (a.out_base && bdrv_find_format(a.out_fmt) &&
+        !bdrv_find_format(a.out_fmt)->supports_backing) {
+        error_report("Backing file not supported for file format '%s'",
+                     a.out_fmt);
+        goto out;
     }
     if (a.out_base && !a.out_base_fmt) {
         error_report("Use of backing file requires explicit backing format");

@@ -85,6 +85,7 @@ static const char *const img_help_text =
 "\n"
 "Supported formats:";
 
+/* Subcommand table, searched by name (sorted like the help text). */
 typedef struct ImgCommand {
     const char *name;
     int (*handler)(int argc, char **argv);
@@ -176,7 +177,8 @@ bool img_parse_size_arg(const char *str, int64_t *size)
     int ret = parse_size(str, &val);
 
     if (ret == -ERANGE || (ret == 0 && val > INT64_MAX)) {
-        error_report("Image size must be less than 8 EiB!");
+        error_report("Invalid image size specified. Must be between 0 and "
+                     "%" PRId64 ".", INT64_MAX);
         return false;
     }
     if (ret < 0) {
@@ -242,6 +244,10 @@ void img_close(BdrvChild *child)
 /* ------------------------------------------------------------------ */
 /* Human sizes and progress                                            */
 
+/*
+ * Binary units with three significant digits; the next unit is used as
+ * soon as the figure would reach 1000, so 1023999 bytes is "0.977 MiB".
+ */
 char *img_size_to_str(uint64_t val)
 {
     static const char *const units[] = {
@@ -258,10 +264,14 @@ char *img_size_to_str(uint64_t val)
     return g_strdup_printf("%0.3g %s", d, units[i]);
 }
 
+/*
+ * Progress state. One command runs per process, so one global suffices;
+ * a new line is printed only when the value moved by min_step percent.
+ */
 static struct {
     bool enabled;
     float min_step;
-    float last;
+    float last;             /* last printed value */
 } img_progress;
 
 void img_progress_init(bool enabled, float min_step)
@@ -289,9 +299,7 @@ void img_progress_print(float percent)
 void img_progress_end(void)
 {
     if (img_progress.enabled) {
-        if (img_progress.last < 100.0f) {
-            img_progress_print(100.0f);
-        }
+        /* Like qemu-img: no final 100%, the caller prints it on success. */
         printf("\n");
         fflush(stdout);
         img_progress.enabled = false;
@@ -313,6 +321,7 @@ static unsigned img_qdict_bucket(const char *key)
     return (1103515243u * v + 12345u) % 512;
 }
 
+/* An object member with its sort key (QDict bucket, insertion index). */
 typedef struct ImgMember {
     const char *name;
     unsigned bucket;
@@ -368,6 +377,7 @@ static void img_json_string(GString *out, const char *s)
     g_string_append_c(out, '"');
 }
 
+/* Four spaces per nesting level, as QEMU's pretty printer uses. */
 static void img_json_indent(GString *out, int indent)
 {
     for (int i = 0; i < indent; i++) {
@@ -416,6 +426,7 @@ static void img_json_object(JsonObject *obj, GString *out, int indent)
     g_free(m);
 }
 
+/* Print the elements of arr, one per line, in order. */
 static void img_json_array(JsonArray *arr, GString *out, int indent)
 {
     guint n = json_array_get_length(arr);
@@ -431,6 +442,10 @@ static void img_json_array(JsonArray *arr, GString *out, int indent)
     g_string_append_c(out, ']');
 }
 
+/*
+ * Scalars: booleans and integers as JSON literals, strings escaped; the
+ * drivers' JSON never holds doubles, but print them losslessly anyway.
+ */
 void img_json_print(JsonNode *node, GString *out, int indent)
 {
     switch (json_node_get_node_type(node)) {
@@ -486,6 +501,7 @@ static char *img_human_scalar(JsonNode *node)
     }
 }
 
+/* Objects and arrays are printed on their own lines, nested deeper. */
 static bool img_node_is_composite(JsonNode *node)
 {
     JsonNodeType t = json_node_get_node_type(node);
@@ -558,6 +574,7 @@ void img_help(void)
     exit(EXIT_SUCCESS);
 }
 
+/* --version: our version and the syntax we follow. */
 static void img_version(void)
 {
     printf("qblk-img version %s (qblk)\n", QBLK_VERSION);
@@ -565,6 +582,11 @@ static void img_version(void)
            "(create, info, check, map, compare, convert, rebase, commit)\n");
 }
 
+/*
+ * Global options come before the command name (getopt stops at the
+ * first non-option thanks to the leading '+'); the command then parses
+ * its own options from its argv, where argv[0] is the command name.
+ */
 int main(int argc, char **argv)
 {
     static const struct option long_opts[] = {

@@ -103,7 +103,7 @@ void img_keys_add(GPtrArray *keys, const char *name);
 /* Parse "a=1,b=2" into opts (",," escapes a comma); error names the key. */
 bool img_parse_create_opts(const char *str, GPtrArray *keys, QDict *opts,
                            Error **errp);
-/* Canonicalise typed values in opts (sizes to bytes, booleans on/off). */
+/* Canonicalise sizes in opts to bytes and validate booleans. */
 bool img_normalize_opts(QDict *opts, Error **errp);
 
 /* Size parsing with qemu-img's error texts; false (reported) on error. */

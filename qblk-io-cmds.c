@@ -66,6 +66,7 @@ static void qio_usage(const QioCmd *cmd)
 
 /* ---- Running requests in coroutines */
 
+/* The kinds of request a command can issue. */
 typedef enum QioOp {
     QIO_OP_READ,
     QIO_OP_WRITE,
@@ -74,18 +75,20 @@ typedef enum QioOp {
     QIO_OP_FLUSH,
 } QioOp;
 
+/* Names for trace output. */
 static const char *const qio_op_names[] = {
     [QIO_OP_READ] = "read", [QIO_OP_WRITE] = "write",
     [QIO_OP_ZERO] = "zero", [QIO_OP_DISCARD] = "discard",
     [QIO_OP_FLUSH] = "flush",
 };
 
+/* One request, synchronous or aio; flush ignores offset and bytes. */
 typedef struct QioRequest {
     QioOp op;
-    int64_t offset;
+    int64_t offset;           /* guest offset, byte-granular */
     int64_t bytes;
     QEMUIOVector *qiov;       /* READ and WRITE only */
-    BdrvRequestFlags flags;
+    BdrvRequestFlags flags;   /* FUA, MAY_UNMAP, NO_FALLBACK */
 } QioRequest;
 
 /* The node the root child points at (NULL when no image is open). */
@@ -126,6 +129,7 @@ static int coroutine_fn qio_co_execute(QioRequest *req)
                           (long long)req->offset, (long long)req->bytes,
                           req->flags);
     if (req->op != QIO_OP_FLUSH) {
+        /* Empty requests succeed without reaching the block layer. */
         ret = qio_check_range(req->offset, req->bytes);
         if (ret < 0 || req->bytes == 0) {
             goto out;
@@ -152,6 +156,7 @@ static int coroutine_fn qio_co_execute(QioRequest *req)
         ret = bdrv_co_flush(qio_bs());
         break;
     }
+    /* Write-through: the write is not complete until it is stable. */
     if (ret >= 0 && qio.opts.writethrough &&
         (req->op == QIO_OP_WRITE || req->op == QIO_OP_ZERO)) {
         ret = bdrv_co_flush(qio_bs());
@@ -165,10 +170,11 @@ out:
 /* A function run synchronously inside a coroutine by qio_run_co(). */
 typedef int coroutine_fn QioCoFunc(void *opaque);
 
+/* A call in progress: lives on the caller's stack until done is set. */
 typedef struct QioCoCall {
     QioCoFunc *fn;
     void *opaque;
-    int ret;
+    int ret;                 /* fn's result, valid once done */
     bool done;
 } QioCoCall;
 
@@ -406,9 +412,12 @@ static int qio_cmd_readv(const QioCmd *cmd, int argc, char **argv)
 
 /* Options shared by the writing commands. */
 typedef struct QioWriteOpts {
-    bool csv, quiet, zero, unmap, no_fallback, fua, compressed, vmstate;
-    bool have_pattern;
-    int pattern;
+    bool csv, quiet;         /* -C, -q: report format */
+    bool zero, unmap;        /* -z, -u: zero write, may deallocate */
+    bool no_fallback, fua;   /* -n, -f: request flags */
+    bool compressed, vmstate;    /* -c, -b: refused as not supported */
+    bool have_pattern;       /* -P given (conflicts with -z and -s) */
+    int pattern;             /* fill byte, 0xcd by default */
     const char *source;      /* -s: file supplying the data */
 } QioWriteOpts;
 
@@ -826,10 +835,11 @@ static int qio_cmd_flush(const QioCmd *cmd, int argc, char **argv)
     return ret;
 }
 
+/* Arguments and error of a truncate, passed into its coroutine. */
 typedef struct QioTruncate {
-    int64_t offset;
-    PreallocMode prealloc;
-    Error *err;
+    int64_t offset;          /* the new size */
+    PreallocMode prealloc;   /* -m, "off" by default */
+    Error *err;              /* set on failure; reported by the caller */
 } QioTruncate;
 
 /* Coroutine part of truncate; errors are left in t->err. */
@@ -1011,9 +1021,10 @@ static int qio_cmd_info(const QioCmd *cmd, int argc, char **argv)
 
 /* ---- map, alloc */
 
+/* The range the alloc command examines. */
 typedef struct QioMap {
     int64_t offset;
-    int64_t bytes;
+    int64_t bytes;           /* already clipped to the image end */
     int64_t allocated;       /* alloc: bytes allocated in the range */
 } QioMap;
 

@@ -387,8 +387,10 @@ static bool qio_open(const char *filename, const QioMainOpts *o)
 
 /* ---- Reading commands from stdin */
 
+/* Set by the fd handler when stdin became readable. */
 static bool qio_stdin_ready;
 
+/* fd handler: note readiness; the loop in qio_stdin_fill() reads. */
 static void qio_stdin_readable(void *opaque)
 {
     qio_stdin_ready = true;
@@ -445,6 +447,7 @@ static void qio_stdin_loop(bool *failed)
         char *nl = memchr(buf->str, '\n', buf->len);
         g_autofree char *line = NULL;
 
+        /* Need more input: prompt (terminals only) and wait for it. */
         if (!nl && !eof) {
             if (tty && buf->len == 0) {
                 printf("%s", QIO_PROMPT);
@@ -453,6 +456,7 @@ static void qio_stdin_loop(bool *failed)
             eof = !qio_stdin_fill(buf, pollable);
             continue;
         }
+        /* At end of input a last line without newline still runs. */
         if (!nl && buf->len == 0) {
             break;
         }
@@ -476,6 +480,7 @@ int main(int argc, char **argv)
     int first;
 
     error_set_progname("qblk-io");
+    /* Line buffering keeps stdout and stderr messages in order. */
     setvbuf(stdout, NULL, _IOLBF, 0);
     first = qio_parse_args(argc, argv, &o);
     if (argc - first > 1) {
@@ -500,6 +505,7 @@ int main(int argc, char **argv)
     } else {
         qio_stdin_loop(&failed);
     }
+    /* Like qemu-io at close: aio requests still in flight finish first. */
     root = qio_cmds_detach();
     if (root) {
         bdrv_root_unref_child(root);

@@ -7,6 +7,12 @@
  * (qemu_coroutine_run_sync; called from a coroutine, it runs directly).
  * The call struct lives on the caller's stack, which stays valid because
  * the caller does not return before the coroutine has finished.
+ *
+ * Adding a wrapper: write a trampoline that maps BdrvSyncCall fields to
+ * the coroutine function's parameters (add a field if none fits), then a
+ * wrapper that fills those fields and returns bdrv_run_sync(). Errors are
+ * passed through unchanged, so the wrapper keeps the coroutine version's
+ * contract (0 or -errno, Error ** where it has one).
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"

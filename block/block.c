@@ -12,6 +12,20 @@
  * recursion as a stack-allocated list (BdrvChainLink). A failed open
  * closes whatever it opened and never writes to any image: the only
  * writes on close are flushes of nodes opened read-write.
+ *
+ * Opening one node (bdrv_open_inherit), in order:
+ *  1. "json:{...}" names are merged into the options (explicit keys win);
+ *  2. generic options (node-name, read-only, cache.*, discard, ...) become
+ *     BDRV_O_* flags;
+ *  3. the driver is chosen: "driver", else a protocol for file children,
+ *     else (user-named top image only) probing the first bytes;
+ *  4. the filename is placed where the driver looks: "filename" for a
+ *     protocol, "file.filename" for a format (which opens its file child
+ *     with bdrv_open_child);
+ *  5. "backing" and "backing.*" are set aside, the driver opens, and any
+ *     option it left is an error in QEMU's words;
+ *  6. the backing chain is opened read-only, each file with the format
+ *     recorded in its overlay (never probed), after the loop/depth check.
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
@@ -60,6 +74,7 @@ static int bdrv_open_backing_chain(BlockDriverState *bs, QDict *opts,
 
 /* ---- Driver registry */
 
+/* Look a driver up by the name users write; NULL when unknown. */
 const BlockDriver *bdrv_find_format(const char *format_name)
 {
     for (size_t i = 0; i < ARRAY_SIZE(bdrv_drivers); i++) {
@@ -75,6 +90,7 @@ const char *bdrv_get_format_name(const BlockDriverState *bs)
     return bs->drv ? bs->drv->format_name : NULL;
 }
 
+/* For help texts: every driver in table order. */
 void bdrv_iterate_format(void (*f)(void *opaque, const char *name),
                          void *opaque)
 {
@@ -177,6 +193,7 @@ static bool bdrv_assign_node_name(BlockDriverState *bs, const char *name,
     return true;
 }
 
+/* Linear search: graphs are small and lookups are control-path only. */
 BlockDriverState *bdrv_find_node(const char *node_name)
 {
     for (GList *l = all_nodes; l; l = l->next) {
@@ -221,6 +238,11 @@ static void bdrv_free_node(BlockDriverState *bs)
     g_free(bs);
 }
 
+/*
+ * The last reference flushes a read-write node (so metadata caches reach
+ * the disk), closes the driver, then drops the children, which may free
+ * them in turn: a whole chain goes away with its top.
+ */
 void bdrv_unref(BlockDriverState *bs)
 {
     if (!bs) {
@@ -246,6 +268,12 @@ void bdrv_unref(BlockDriverState *bs)
 
 /* ---- Children */
 
+/*
+ * Link child_bs under parent (NULL for a root user), taking a new
+ * reference. The first FILE/FILTERED child becomes parent->file and the
+ * first BACKING child parent->backing; any further child (a driver's data
+ * file, say) is only on parent->children.
+ */
 BdrvChild *bdrv_attach_child(BlockDriverState *parent,
                              BlockDriverState *child_bs,
                              const char *child_name, unsigned role,
@@ -271,6 +299,7 @@ BdrvChild *bdrv_attach_child(BlockDriverState *parent,
     return c;
 }
 
+/* Unlink child from both ends, then drop the reference it held. */
 void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child)
 {
     BlockDriverState *bs = child->bs;
@@ -290,6 +319,7 @@ void bdrv_unref_child(BlockDriverState *parent, BdrvChild *child)
     bdrv_unref(bs);
 }
 
+/* A handle for a user that is not a node; see block.h for ownership. */
 BdrvChild *bdrv_root_attach(BlockDriverState *bs, const char *name,
                             Error **errp)
 {
@@ -478,6 +508,7 @@ static const BlockDriver *bdrv_probe_with_flags(const char *filename,
     return drv;
 }
 
+/* Public probe: for tools that print the detected format. */
 const char *bdrv_probe_format(const char *filename, Error **errp)
 {
     const BlockDriver *drv = bdrv_probe_with_flags(filename, 0, errp);
@@ -555,6 +586,7 @@ fail_open:
     return ret;
 }
 
+/* Open a node with a driver outside the table (tests' mock drivers). */
 BlockDriverState *bdrv_new_open_driver(const BlockDriver *drv,
                                        const char *node_name, QDict *options,
                                        int flags, Error **errp)
@@ -747,12 +779,19 @@ static BlockDriverState *bdrv_open_inherit(const char *filename,
     return bs;
 }
 
+/* A user's top image: the one open that may probe the format. */
 BlockDriverState *bdrv_open(const char *filename, QDict *options, int flags,
                             Error **errp)
 {
     return bdrv_open_inherit(filename, options, flags, NULL, 0, NULL, errp);
 }
 
+/*
+ * Called by drivers from their bdrv_open. Three ways to name a child:
+ * "child": "node-name" (an existing node), "child.*" options, or the
+ * filename argument when no "child.*" option names a file. A child with
+ * no driver option gets the protocol for its file name (never probed).
+ */
 BdrvChild *bdrv_open_child(const char *filename, QDict *options,
                            const char *child_name, BlockDriverState *parent,
                            unsigned role, bool allow_none, Error **errp)
@@ -965,6 +1004,11 @@ static BlockDriverState *bdrv_backing_overlay(BlockDriverState *bs)
     return NULL;
 }
 
+/*
+ * Public entry for opening a chain later (e.g. after BDRV_O_NO_BACKING):
+ * rebuild the chain links from the overlays above bs, so the loop check
+ * sees them, then open as bdrv_open would.
+ */
 int bdrv_open_backing_file(BlockDriverState *bs, QDict *backing_options,
                            Error **errp)
 {
@@ -1070,6 +1114,11 @@ const char *bdrv_get_backing_format(const BlockDriverState *bs)
     return bs->backing_format;
 }
 
+/*
+ * QEMU's rule: absolute names and "proto:" names stay as they are, others
+ * are taken relative to the directory of base_path ("dir/top.qcow2" +
+ * "base" = "dir/base"; a base_path without '/' leaves the name alone).
+ */
 char *bdrv_path_combine(const char *base_path, const char *filename)
 {
     const char *slash;
@@ -1085,6 +1134,10 @@ char *bdrv_path_combine(const char *base_path, const char *filename)
                            filename);
 }
 
+/*
+ * A relative name cannot be resolved against a node known only by a
+ * "json:" or protocol name, since that has no directory.
+ */
 char *bdrv_get_full_backing_filename(BlockDriverState *bs, Error **errp)
 {
     const char *name = bs->backing_file;
@@ -1104,6 +1157,10 @@ char *bdrv_get_full_backing_filename(BlockDriverState *bs, Error **errp)
 
 /* ---- Sizes, limits, information */
 
+/*
+ * Ask the driver when it can tell (a file's size may change under us) and
+ * cache the answer in total_bytes, which the request path uses.
+ */
 int64_t bdrv_getlength(BlockDriverState *bs)
 {
     if (!bs || !bs->drv) {
@@ -1120,6 +1177,7 @@ int64_t bdrv_getlength(BlockDriverState *bs)
     return bs->total_bytes;
 }
 
+/* The driver's answer, else the sum over the non-backing children. */
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
 {
     int64_t sum = 0;
@@ -1181,6 +1239,12 @@ static void bdrv_merge_limits(BlockLimits *bl, const BlockLimits *c,
     bl->opt_mem_alignment = MAX(bl->opt_mem_alignment, c->opt_mem_alignment);
 }
 
+/*
+ * Limits only ever tighten here: request_alignment is the driver's own
+ * (children do their own read-modify-write), transfer sizes come from the
+ * file child, and memory alignment from every child a buffer may reach.
+ * Values a driver set during open are kept.
+ */
 void bdrv_refresh_limits(BlockDriverState *bs, Error **errp)
 {
     if (!bs->bl.request_alignment) {
@@ -1197,6 +1261,7 @@ void bdrv_refresh_limits(BlockDriverState *bs, Error **errp)
     }
 }
 
+/* Page alignment unless the node says otherwise; fine for O_DIRECT. */
 size_t bdrv_opt_mem_align(BlockDriverState *bs)
 {
     size_t align = MAX(bs->bl.opt_mem_alignment, bs->bl.min_mem_alignment);
@@ -1216,6 +1281,7 @@ void *qemu_blockalign_bs(BlockDriverState *bs, size_t size)
 
 /* ---- Maintenance */
 
+/* res is zeroed first, so drivers only count what they find. */
 int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
 {
     memset(res, 0, sizeof(*res));
@@ -1228,6 +1294,7 @@ int bdrv_check(BlockDriverState *bs, BdrvCheckResult *res, BdrvCheckMode fix)
     return bs->drv->bdrv_check(bs, res, fix);
 }
 
+/* Drop all allocations, then flush so the result is on disk. */
 int bdrv_make_empty(BlockDriverState *bs, Error **errp)
 {
     int ret;
@@ -1250,6 +1317,11 @@ int bdrv_make_empty(BlockDriverState *bs, Error **errp)
     return bdrv_flush(bs);
 }
 
+/*
+ * The driver rewrites its header; only then does the in-memory copy
+ * change, so a failure leaves both as they were. The graph is untouched
+ * (bdrv_set_backing_hd does that).
+ */
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp)
 {
@@ -1280,6 +1352,10 @@ int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
     return 0;
 }
 
+/*
+ * Swap bs's backing node in the graph. new_backing is referenced before
+ * the old child goes, so passing the current backing node is safe.
+ */
 int bdrv_set_backing_hd(BlockDriverState *bs, BlockDriverState *new_backing,
                         Error **errp)
 {
@@ -1328,6 +1404,12 @@ static bool bdrv_check_create_opts(const BlockDriver *drv, QDict *opts,
     return true;
 }
 
+/*
+ * opts is not consumed: the driver works on a copy. With a create_opts
+ * list, unknown options are refused before any file is touched
+ * (qemu-img's "Invalid parameter 'foo'"); drivers without one get the
+ * leftover check afterwards.
+ */
 int bdrv_create(const BlockDriver *drv, const char *filename, QDict *opts,
                 Error **errp)
 {
@@ -1356,6 +1438,7 @@ int bdrv_create(const BlockDriver *drv, const char *filename, QDict *opts,
     return 0;
 }
 
+/* The protocol follows the name: "proto:" prefix, block device or file. */
 int bdrv_create_file(const char *filename, QDict *opts, Error **errp)
 {
     const BlockDriver *drv = bdrv_default_protocol(filename, errp);

@@ -64,7 +64,62 @@ static int64_t bdrv_max_chunk(int64_t max, int64_t align)
     return MAX(QEMU_ALIGN_DOWN(max, align), align);
 }
 
-/* Call fn-style driver I/O on bytes [qoff, qoff + bytes) of qiov. */
+/* True when every buffer of qiov suits bs's min_mem_alignment (O_DIRECT). */
+static bool bdrv_qiov_is_aligned(BlockDriverState *bs, QEMUIOVector *qiov)
+{
+    size_t align = bs->bl.min_mem_alignment;
+
+    if (align <= 1) {
+        return true;
+    }
+    for (int i = 0; i < qiov->niov; i++) {
+        if ((uintptr_t)qiov->iov[i].iov_base % align ||
+            qiov->iov[i].iov_len % align) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Call the driver's read or write callback with qiov as it is. */
+static int coroutine_fn bdrv_driver_call(BlockDriverState *bs, bool write,
+                                         int64_t offset, int64_t bytes,
+                                         QEMUIOVector *qiov,
+                                         BdrvRequestFlags flags)
+{
+    return write ? bs->drv->bdrv_co_pwritev(bs, offset, bytes, qiov, flags)
+                 : bs->drv->bdrv_co_preadv(bs, offset, bytes, qiov, flags);
+}
+
+/*
+ * Driver I/O through an aligned bounce buffer, for callers whose buffers
+ * do not meet the node's memory alignment.
+ */
+static int coroutine_fn bdrv_driver_bounce(BlockDriverState *bs, bool write,
+                                           int64_t offset, int64_t bytes,
+                                           QEMUIOVector *qiov,
+                                           BdrvRequestFlags flags)
+{
+    void *buf = qemu_try_blockalign(bs, bytes);
+    QEMUIOVector bq;
+    int ret;
+
+    if (!buf) {
+        return -ENOMEM;
+    }
+    qemu_iovec_init_buf(&bq, buf, bytes);
+    if (write) {
+        qemu_iovec_to_buf(qiov, 0, buf, bytes);
+    }
+    ret = bdrv_driver_call(bs, write, offset, bytes, &bq, flags);
+    if (ret == 0 && !write) {
+        qemu_iovec_from_buf(qiov, 0, buf, bytes);
+    }
+    qemu_vfree(buf);
+    return ret;
+}
+
+/* Driver I/O on bytes [qoff, qoff + bytes) of qiov, bouncing if needed. */
 static int coroutine_fn bdrv_driver_rw(BlockDriverState *bs, bool write,
                                        int64_t offset, int64_t bytes,
                                        QEMUIOVector *qiov, size_t qoff,
@@ -77,13 +132,12 @@ static int coroutine_fn bdrv_driver_rw(BlockDriverState *bs, bool write,
     if (!(write ? drv->bdrv_co_pwritev : drv->bdrv_co_preadv)) {
         return -ENOTSUP;
     }
-    if (qoff == 0 && qiov->size == (uint64_t)bytes) {
-        return write ? drv->bdrv_co_pwritev(bs, offset, bytes, qiov, flags)
-                     : drv->bdrv_co_preadv(bs, offset, bytes, qiov, flags);
-    }
     qemu_iovec_init_slice(&local, qiov, qoff, bytes);
-    ret = write ? drv->bdrv_co_pwritev(bs, offset, bytes, &local, flags)
-                : drv->bdrv_co_preadv(bs, offset, bytes, &local, flags);
+    if (bdrv_qiov_is_aligned(bs, &local)) {
+        ret = bdrv_driver_call(bs, write, offset, bytes, &local, flags);
+    } else {
+        ret = bdrv_driver_bounce(bs, write, offset, bytes, &local, flags);
+    }
     qemu_iovec_destroy(&local);
     return ret;
 }
@@ -207,6 +261,11 @@ static int coroutine_fn bdrv_read_whole_cb(BlockDriverState *bs,
     return bdrv_aligned_preadv(bs, offset, bytes, qiov, qoff);
 }
 
+/*
+ * Entry point of every read. Flags are not passed to drivers yet:
+ * COPY_ON_READ and PREFETCH belong to request tracking (issue 3), and no
+ * read flag is defined for drivers. Bytes past EOF read as zeroes.
+ */
 int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
                                 int64_t bytes, QEMUIOVector *qiov,
                                 BdrvRequestFlags flags)
@@ -453,6 +512,11 @@ static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
     return ret;
 }
 
+/*
+ * Entry point of every zero write. MAY_UNMAP is dropped unless the node
+ * was opened with discard=unmap, as in QEMU; FUA is emulated by a flush
+ * when the driver lacks it.
+ */
 int coroutine_fn bdrv_co_pwrite_zeroes(BdrvChild *child, int64_t offset,
                                        int64_t bytes, BdrvRequestFlags flags)
 {
@@ -474,6 +538,12 @@ int coroutine_fn bdrv_co_pwrite_zeroes(BdrvChild *child, int64_t offset,
     return ret;
 }
 
+/*
+ * Entry point of every write. A ZERO_WRITE request (qiov NULL) becomes a
+ * zero write; anything else is aligned and split here. Protocol nodes may
+ * be written past EOF (the file grows, total_bytes follows); format nodes
+ * may not (-EIO), since their size lives in their metadata.
+ */
 int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset,
                                  int64_t bytes, QEMUIOVector *qiov,
                                  BdrvRequestFlags flags)
@@ -499,6 +569,7 @@ int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset,
     return ret;
 }
 
+/* Flat-buffer conveniences over the vector versions. */
 int coroutine_fn bdrv_co_pread(BdrvChild *child, int64_t offset,
                                int64_t bytes, void *buf,
                                BdrvRequestFlags flags)
@@ -536,6 +607,11 @@ int coroutine_fn bdrv_co_pwrite_sync(BdrvChild *child, int64_t offset,
 
 /* ---- Discard, flush, truncate */
 
+/*
+ * Discard whole aligned blocks inside the node. A no-op unless the node
+ * was opened with BDRV_O_UNMAP (discard=unmap), as in QEMU; a driver's
+ * -ENOTSUP counts as success since discarding is only a hint.
+ */
 int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
                                   int64_t bytes)
 {
@@ -575,6 +651,13 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
     return ret;
 }
 
+/*
+ * Flush bs and then its non-backing children, depth first.
+ * flush_to_os always runs (a format's metadata cache may be dirty without
+ * a write through this node); flush_to_disk is skipped when no write
+ * happened since the last successful flush or with cache.no-flush.
+ * flushed_gen only advances when the whole subtree flushed.
+ */
 int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
 {
     uint64_t gen;
@@ -609,6 +692,11 @@ int coroutine_fn bdrv_co_flush(BlockDriverState *bs)
     return ret;
 }
 
+/*
+ * Resize the node. The driver does the work; afterwards total_bytes is
+ * re-read from the driver when it can report a length, and otherwise
+ * taken to be the requested size.
+ */
 int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
                                   bool exact, PreallocMode prealloc,
                                   BdrvRequestFlags flags, Error **errp)
@@ -818,6 +906,7 @@ static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
     return ret | (ret2 & BDRV_BLOCK_ZERO);
 }
 
+/* Status of one node with precise zero detection (see block.h). */
 int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, int64_t *pnum,
                                       int64_t *map, BlockDriverState **file)
@@ -831,6 +920,13 @@ int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
     return ret;
 }
 
+/*
+ * Walk from bs towards base. Each lower layer is only asked about the
+ * prefix that all upper layers leave unallocated, so *pnum only shrinks
+ * and a sparse chain is answered in a handful of driver calls however big
+ * it is. The walk stops at the first layer that allocates the range or
+ * knows it reads as zeroes; qemu-img map reports the same depth.
+ */
 int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs,
                                             BlockDriverState *base,
                                             int64_t offset, int64_t bytes,
@@ -882,6 +978,7 @@ int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs,
     return ret;
 }
 
+/* Allocation only (drivers may skip zero detection): 1, 0 or -errno. */
 int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
                                       int64_t bytes, int64_t *pnum)
 {
@@ -896,6 +993,12 @@ int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
     return !!(ret & BDRV_BLOCK_ALLOCATED);
 }
 
+/*
+ * Like the walk above, but for jobs deciding what to copy: a range past
+ * the end of a shorter intermediate layer counts as allocated there (it
+ * reads as zeroes because of that layer, whatever lies below), as in
+ * QEMU. Layers between top and base are asked; base too if include_base.
+ */
 int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *top,
                                             BlockDriverState *base,
                                             bool include_base,

@@ -45,6 +45,7 @@ static int coroutine_fn file_cache_read(void *opaque, uint64_t offset,
     return bdrv_co_pread(bs->file, offset, size, buf, 0);
 }
 
+/* Cache backend write: one whole table to the image file. */
 static int coroutine_fn file_cache_write(void *opaque, uint64_t offset,
                                          const void *buf, size_t size)
 {
@@ -52,6 +53,7 @@ static int coroutine_fn file_cache_write(void *opaque, uint64_t offset,
     return bdrv_co_pwrite(bs->file, offset, size, buf, 0);
 }
 
+/* Cache backend flush: make earlier writes to the file stable. */
 static int coroutine_fn file_cache_flush(void *opaque)
 {
     BlockDriverState *bs = opaque;
@@ -64,6 +66,7 @@ const Qcow2CacheOps qcow2_file_cache_ops = {
     .flush = file_cache_flush,
 };
 
+/* Current size of the image file, which grows as clusters are appended. */
 int64_t qcow2_file_size(BlockDriverState *bs)
 {
     return bdrv_getlength(bs->file->bs);
@@ -801,6 +804,7 @@ static int coroutine_fn qcow2_co_do_open(BlockDriverState *bs, QDict *options,
     return 0;
 }
 
+/* Coroutine trampoline for qcow2_open (run_sync). */
 static void coroutine_fn qcow2_open_entry(void *opaque)
 {
     Qcow2OpenCo *oc = opaque;
@@ -830,6 +834,10 @@ static void qcow2_free_state(BlockDriverState *bs)
     s->unknown_header_ext = NULL;
 }
 
+/*
+ * .bdrv_open: open the "file" child, then parse and validate everything
+ * in a coroutine. On failure all driver state is freed again.
+ */
 static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
                       Error **errp)
 {
@@ -859,6 +867,7 @@ typedef struct Qcow2SyncCo {
     bool done;
 } Qcow2SyncCo;
 
+/* Write back caches, flush, and clear the dirty bit (lazy refcounts). */
 static void coroutine_fn qcow2_close_entry(void *opaque)
 {
     Qcow2SyncCo *sc = opaque;
@@ -879,6 +888,7 @@ static void coroutine_fn qcow2_close_entry(void *opaque)
     sc->done = true;
 }
 
+/* .bdrv_close: flush metadata of read-write nodes, free all state. */
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -953,6 +963,11 @@ static int coroutine_fn read_extent(BlockDriverState *bs, uint64_t offset,
     }
 }
 
+/*
+ * .bdrv_co_preadv: map the request extent by extent under s->lock and
+ * read each extent with the lock dropped (data, backing, zeroes or
+ * decompressed data).
+ */
 static int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
                                         int64_t bytes, QEMUIOVector *qiov,
                                         BdrvRequestFlags flags)
@@ -1059,6 +1074,11 @@ static int coroutine_fn write_step(BlockDriverState *bs, uint64_t offset,
     return ret;
 }
 
+/*
+ * .bdrv_co_pwritev: in-place writes to exclusively owned clusters drop the
+ * lock during the data write; everything else goes through the allocating
+ * path with the lock held (see qcow2-cluster.c for the ordering).
+ */
 static int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
                                          int64_t bytes, QEMUIOVector *qiov,
                                          BdrvRequestFlags flags)
@@ -1115,6 +1135,12 @@ static void aligned_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
     }
 }
 
+/*
+ * .bdrv_co_pwrite_zeroes: whole clusters become zero clusters (v3 only;
+ * with MAY_UNMAP their host clusters are freed); partial clusters at the
+ * edges are written as explicit zeroes. v2 returns -ENOTSUP so the core
+ * writes zero buffers.
+ */
 static int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs,
                                                int64_t offset, int64_t bytes,
                                                BdrvRequestFlags flags)
@@ -1152,6 +1178,10 @@ static int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs,
     return ret;
 }
 
+/*
+ * .bdrv_co_pdiscard: whole clusters only. Like QEMU, discarded clusters
+ * read as zeroes on v3 (zero flag) and as the backing file on v2.
+ */
 static int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs,
                                           int64_t offset, int64_t bytes)
 {
@@ -1175,6 +1205,7 @@ static int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs,
     return ret;
 }
 
+/* .bdrv_co_flush_to_os: write back both caches in dependency order. */
 static int coroutine_fn qcow2_co_flush_to_os(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1204,6 +1235,40 @@ static int type_status(Qcow2ClusterType type)
     }
 }
 
+/*
+ * Lock held. True when many more clusters are referenced than the file
+ * has allocated on the host: metadata preallocation left holes behind
+ * data clusters, so their status must be refined by the file.
+ */
+static bool coroutine_fn detect_metadata_prealloc(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t real = bdrv_get_allocated_file_size(bs->file->bs);
+    int64_t fsize = qcow2_file_size(bs);
+    int64_t real_clusters, threshold, nb;
+
+    if (real < 0 || fsize < 0) {
+        return false;
+    }
+    real_clusters = real / s->cluster_size;
+    threshold = MAX(real_clusters * 10 / 9, real_clusters + 2);
+    nb = DIV_ROUND_UP(fsize, s->cluster_size);
+    for (int64_t i = 0; i < nb && threshold > 0; i++) {
+        uint64_t rc;
+        if (qcow2_co_get_refcount(bs, i, &rc) < 0) {
+            return false;
+        }
+        threshold -= rc != 0;
+    }
+    return threshold == 0;
+}
+
+/*
+ * .bdrv_co_block_status with QEMU semantics: normal -> DATA|OFFSET_VALID
+ * (host offset in *map, *file = the file node), zero -> ZERO (plus
+ * OFFSET_VALID when preallocated), compressed -> DATA, unallocated -> 0.
+ * Extents of the same kind are merged across L2 tables.
+ */
 static int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
                                               bool want_zero, int64_t offset,
                                               int64_t bytes, int64_t *pnum,
@@ -1216,6 +1281,10 @@ static int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
     int ret, status;
 
     qemu_co_mutex_lock(&s->lock);
+    if (!s->metadata_prealloc_checked) {
+        s->metadata_prealloc = detect_metadata_prealloc(bs);
+        s->metadata_prealloc_checked = true;
+    }
     ret = qcow2_co_get_host_offset(bs, offset, &n, &first_host, &type);
     status = type_status(type);
     /* Merge following extents of the same kind, across L2 tables. */
@@ -1237,6 +1306,9 @@ static int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
     if (status & BDRV_BLOCK_OFFSET_VALID) {
         *map = first_host;
         *file = bs->file->bs;
+        if (s->metadata_prealloc && (status & BDRV_BLOCK_DATA)) {
+            status |= BDRV_BLOCK_RECURSE;
+        }
     }
     return status;
 }
@@ -1297,11 +1369,13 @@ static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset,
     return ret;
 }
 
+/* .bdrv_getlength: the virtual disk size from the header. */
 static int64_t qcow2_getlength(BlockDriverState *bs)
 {
     return bs->total_bytes;
 }
 
+/* .bdrv_get_info: cluster size, dirty flag, VM state offset. */
 static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1314,6 +1388,7 @@ static int qcow2_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
     return 0;
 }
 
+/* .bdrv_get_specific_info_json: the fields `qemu-img info` prints. */
 static char *qcow2_get_specific_info_json(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1336,6 +1411,7 @@ static char *qcow2_get_specific_info_json(BlockDriverState *bs, Error **errp)
         s->extended_l2 ? "true" : "false");
 }
 
+/* Clear every L2 entry (freeing clusters after the L2 flush). */
 static void coroutine_fn make_empty_entry(void *opaque)
 {
     Qcow2SyncCo *sc = opaque;
@@ -1356,6 +1432,7 @@ static void coroutine_fn make_empty_entry(void *opaque)
     sc->done = true;
 }
 
+/* .bdrv_make_empty: the image reads as its backing file afterwards. */
 static int qcow2_make_empty(BlockDriverState *bs)
 {
     Qcow2SyncCo sc = { .bs = bs };
@@ -1372,6 +1449,7 @@ typedef struct Qcow2BackingCo {
     bool done;
 } Qcow2BackingCo;
 
+/* Rewrite the header with the new name/format; restore on failure. */
 static void coroutine_fn change_backing_entry(void *opaque)
 {
     Qcow2BackingCo *bc = opaque;
@@ -1394,6 +1472,10 @@ static void coroutine_fn change_backing_entry(void *opaque)
     bc->done = true;
 }
 
+/*
+ * .bdrv_change_backing_file: one header write inside the first cluster;
+ * -ENOSPC when the name and extensions do not fit there.
+ */
 static int qcow2_change_backing_file(BlockDriverState *bs,
                                      const char *backing_file,
                                      const char *backing_fmt)
@@ -1408,6 +1490,7 @@ static int qcow2_change_backing_file(BlockDriverState *bs,
     return bc.ret;
 }
 
+/* .bdrv_probe: the magic and a version we understand. */
 static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
 {
     if (buf_size >= 8 && ldbe32_p(buf) == QCOW_MAGIC &&
@@ -1417,6 +1500,7 @@ static int qcow2_probe(const uint8_t *buf, int buf_size, const char *filename)
     return 0;
 }
 
+/* Byte-granular requests; zeroing and discard work on whole clusters. */
 static void qcow2_refresh_limits(BlockDriverState *bs, Error **errp)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -1649,6 +1733,11 @@ static void coroutine_fn create_finish_entry(void *opaque)
     cc->done = true;
 }
 
+/*
+ * .bdrv_create: parse options, write a minimal image, then open it with
+ * this driver to set features, the backing file and the size, so all
+ * metadata is laid out by the same crash-safe code as at run time.
+ */
 static int qcow2_create(const char *filename, QDict *opts, Error **errp)
 {
     Qcow2CreateOpts o = { 0 };
@@ -1679,12 +1768,14 @@ out:
     return ret;
 }
 
+/* Creation options, named as qemu-img -o names them. */
 static const char *const qcow2_create_opts[] = {
     "size", "compat", "backing_file", "backing_fmt", "cluster_size",
     "preallocation", "lazy_refcounts", "refcount_bits", "extended_l2",
     "encryption", "compression_type", NULL,
 };
 
+/* The qcow2 format driver (listed in block/block.c's driver table). */
 const BlockDriver bdrv_qcow2 = {
     .format_name = "qcow2",
     .instance_size = sizeof(BDRVQcow2State),

@@ -199,6 +199,13 @@ typedef struct BDRVQcow2State {
     uint64_t snapshots_size;       /* bytes of the table on disk */
     QCowSnapshot *snapshots;
 
+    /*
+     * Data clusters may be unwritten holes in the file (metadata
+     * preallocation), detected once: block status then asks the file.
+     */
+    bool metadata_prealloc;
+    bool metadata_prealloc_checked;
+
     /* Set once corruption was signalled: no more writes. */
     bool corrupt_signalled;
 

@@ -24,6 +24,7 @@ typedef struct MockState {
     MockExtent ext[MOCK_MAX_EXTENTS];
     int n_ext;
     uint8_t *data;   /* guest data, total_bytes long (small images only) */
+    BlockDriverState *recurse_file;  /* DATA answers ask for refinement */
 } MockState;
 
 /* Calls the core made into the mock, for the "few calls" tests. */
@@ -47,6 +48,12 @@ static int coroutine_fn mock_co_block_status(BlockDriverState *bs,
 
         if (offset >= e->start && offset < e->start + e->len) {
             *pnum = MIN(end, e->start + e->len) - offset;
+            if (s->recurse_file && (e->flags & BDRV_BLOCK_DATA)) {
+                *map = offset;
+                *file = s->recurse_file;
+                return e->flags | BDRV_BLOCK_OFFSET_VALID |
+                       BDRV_BLOCK_RECURSE;
+            }
             return e->flags;
         }
         if (e->start > offset) {
@@ -190,6 +197,33 @@ static void test_single_layer_extents(void)
                     BDRV_BLOCK_EOF);
     g_assert_cmpint(pnum, ==, 0);
     bdrv_unref(bs);
+}
+
+static void test_recurse_refines_zero(void)
+{
+    static const MockExtent file_ext[] = {
+        { 0, 64 * KiB, BDRV_BLOCK_DATA },
+        { 64 * KiB, 960 * KiB, BDRV_BLOCK_ZERO },
+    };
+    static const MockExtent top_ext[] = { { 0, 1 * MiB, BDRV_BLOCK_DATA } };
+    BlockDriverState *file = mock_layer(1 * MiB, file_ext, 2);
+    BlockDriverState *top = mock_layer(1 * MiB, top_ext, 1);
+    int64_t pnum, map;
+
+    ((MockState *)top->opaque)->recurse_file = file;
+    g_assert_cmphex(bdrv_block_status(top, 0, 1 * MiB, &pnum, &map, NULL),
+                    ==, BDRV_BLOCK_DATA | BDRV_BLOCK_ALLOCATED |
+                    BDRV_BLOCK_OFFSET_VALID);
+    g_assert_cmpint(pnum, ==, 64 * KiB);
+    /* A hole in the file under a data cluster reads as zeroes. */
+    g_assert_cmphex(bdrv_block_status(top, 64 * KiB, 1 * MiB, &pnum, &map,
+                                      NULL), ==,
+                    BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED |
+                    BDRV_BLOCK_OFFSET_VALID | BDRV_BLOCK_EOF);
+    g_assert_cmpint(pnum, ==, 960 * KiB);
+    g_assert_cmpint(map, ==, 64 * KiB);
+    bdrv_unref(top);
+    bdrv_unref(file);
 }
 
 static void test_above_top_wins(void)
@@ -492,6 +526,8 @@ int main(int argc, char **argv)
     g_test_init(&argc, &argv, NULL);
     g_test_add_func("/block-status/single-layer-extents",
                     test_single_layer_extents);
+    g_test_add_func("/block-status/recurse-refines-holes-to-zero",
+                    test_recurse_refines_zero);
     g_test_add_func("/block-status/above/top-wins", test_above_top_wins);
     g_test_add_func("/block-status/above/falls-through-to-base",
                     test_above_falls_through);
