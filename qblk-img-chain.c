@@ -29,11 +29,11 @@
 
 /* State of a safe-mode rebase: the image and both backing views. */
 typedef struct ImgRebase {
-    BdrvChild *img;
+    BdrvChild *img;         /* the image, opened read-write */
     BdrvChild *old_b;       /* NULL: old chain reads as zeroes */
     BdrvChild *new_b;       /* NULL: new chain reads as zeroes */
-    int64_t old_len, new_len;
-    uint8_t *buf_old, *buf_new;
+    int64_t old_len, new_len;   /* past these the chains read as zeroes */
+    uint8_t *buf_old, *buf_new; /* IMG_CHAIN_BUF_SIZE bytes each */
 } ImgRebase;
 
 /*
@@ -68,7 +68,11 @@ static bool img_rebase_is_zero(BdrvChild *c, int64_t len, int64_t off,
     return st >= 0 && (st & BDRV_BLOCK_ZERO) && pnum >= n;
 }
 
-/* Copy [off, off + n) of the old chain where it differs from the new. */
+/*
+ * Copy [off, off + n) of the old chain into the image, one
+ * IMG_REBASE_GRAIN at a time, where it differs from the new chain.
+ * The range is one the image does not allocate. 0 or -errno (reported).
+ */
 static int img_rebase_range(ImgRebase *s, int64_t off, int64_t n)
 {
     int ret;
@@ -139,7 +143,11 @@ static int img_rebase_copy(ImgRebase *s)
     return 0;
 }
 
-/* Open the backing files for safe mode; reports errors. */
+/*
+ * Attach the old backing node (already open below the image) and open
+ * the new backing file relative to filename, read-only with src_flags;
+ * records both lengths. False (reported) on failure.
+ */
 static bool img_rebase_open_backings(ImgRebase *s, const char *filename,
                                      const char *new_name,
                                      const char *new_fmt, int src_flags)
@@ -183,30 +191,18 @@ static bool img_rebase_open_backings(ImgRebase *s, const char *filename,
  */
 int img_rebase(int argc, char **argv)
 {
-    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
-        { NULL, 0, NULL, 0 }
+    ImgOpts o = {
+        .shortopts = ":hf:F:b:upt:T:qU",
+        .longopts = IMG_LONG_IMAGE_OPTS | IMG_LONG_FORCE_SHARE,
     };
-    const char *fmt = NULL, *new_name = NULL, *new_fmt = NULL;
-    const char *cache = "writeback", *src_cache = "writeback", *filename;
-    bool unsafe = false, progress = false, quiet = false, image_opts = false;
-    bool have_b = false, wt;
-    int flags = BDRV_O_RDWR, src_flags = 0, c, ret = EXIT_FAILURE;
+    const char *new_name = NULL, *new_fmt = NULL, *filename;
+    bool unsafe = false, have_b = false;
+    int flags = BDRV_O_RDWR, src_flags, c, ret = EXIT_FAILURE;
     ImgRebase s = { 0 };
     Error *err = NULL;
 
-    while ((c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", long_opts,
-                            NULL)) != -1) {
+    while ((c = img_getopt(argc, argv, &o)) != -1) {
         switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt = optarg;
-            break;
         case 'F':
             new_fmt = optarg;
             break;
@@ -217,42 +213,13 @@ int img_rebase(int argc, char **argv)
         case 'u':
             unsafe = true;
             break;
-        case 'p':
-            progress = true;
-            break;
-        case 't':
-            cache = optarg;
-            break;
-        case 'T':
-            src_cache = optarg;
-            break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'U':
-            src_flags |= BDRV_O_FORCE_SHARE;
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
         }
     }
-    if (quiet) {
-        progress = false;
-    }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
+    filename = img_one_filename(argc, argv);
     if (!unsafe && !have_b) {
         img_error_exit("Must specify backing file (-b) or use unsafe mode "
                        "(-u)");
     }
-    filename = argv[optind];
     if (new_name && !*new_name) {
         new_name = NULL;        /* -b "": remove the backing file */
     }
@@ -261,20 +228,18 @@ int img_rebase(int argc, char **argv)
                      "format must be specified", new_name);
         return EXIT_FAILURE;
     }
-    if (!img_parse_cache(cache, &flags, &wt)) {
-        error_report("Invalid cache option: %s", cache);
-        return EXIT_FAILURE;
-    }
-    if (!img_parse_cache(src_cache, &src_flags, &wt)) {
-        error_report("Invalid source cache option: %s", src_cache);
+    /* -U applies to the backing files only: the image is written. */
+    src_flags = o.force_share ? BDRV_O_FORCE_SHARE : 0;
+    if (!img_apply_cache(o.cache, false, &flags) ||
+        !img_apply_cache(o.src_cache, true, &src_flags)) {
         return EXIT_FAILURE;
     }
     flags |= unsafe ? BDRV_O_NO_BACKING : 0;
-    s.img = img_open(filename, fmt, image_opts, flags, quiet);
+    s.img = img_open(filename, o.fmt, o.image_opts, flags, o.quiet);
     if (!s.img) {
         return EXIT_FAILURE;
     }
-    img_progress_init(progress, 2.0f);
+    img_progress_init(o.progress, 2.0f);
     if (!unsafe) {
         if (!img_rebase_open_backings(&s, filename, new_name, new_fmt,
                                       src_flags)) {
@@ -344,7 +309,11 @@ static BdrvChild *img_commit_open_base(BlockDriverState *top,
     return child;
 }
 
-/* Copy everything allocated above base's node into it; 0 or -errno. */
+/*
+ * Copy everything allocated above base's node into it (growing the base
+ * to the top's size first), then flush the base. 0 or -errno; the caller
+ * reports it.
+ */
 static int img_commit_copy(BdrvChild *top, BdrvChild *base, uint8_t *buf)
 {
     BlockDriverState *top_bs = bdrv_child_bs(top);
@@ -393,33 +362,19 @@ static int img_commit_copy(BdrvChild *top, BdrvChild *base, uint8_t *buf)
  */
 int img_commit(int argc, char **argv)
 {
-    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
-        { NULL, 0, NULL, 0 }
+    ImgOpts o = {
+        .shortopts = ":f:ht:b:dpqr:", .longopts = IMG_LONG_IMAGE_OPTS,
     };
-    const char *fmt = NULL, *cache = "writeback", *base_name = NULL;
-    bool drop = false, progress = false, quiet = false, image_opts = false;
-    bool wt;
+    const char *base_name = NULL, *filename;
+    bool drop = false;
     int flags = BDRV_O_RDWR, c, ret = EXIT_FAILURE;
     BdrvChild *top, *base = NULL;
     BlockDriverState *base_bs;
     uint8_t *buf = NULL;
     Error *err = NULL;
 
-    while ((c = getopt_long(argc, argv, ":f:ht:b:dpqr:", long_opts,
-                            NULL)) != -1) {
+    while ((c = img_getopt(argc, argv, &o)) != -1) {
         switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt = optarg;
-            break;
-        case 't':
-            cache = optarg;
-            break;
         case 'b':
             base_name = optarg;
             drop = true;        /* -b implies -d, as in qemu-img */
@@ -427,35 +382,15 @@ int img_commit(int argc, char **argv)
         case 'd':
             drop = true;
             break;
-        case 'p':
-            progress = true;
-            break;
-        case 'q':
-            quiet = true;
-            break;
         case 'r':
             break;              /* rate limit: meaningless offline */
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
         }
     }
-    if (quiet) {
-        progress = false;
-    }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
-    if (!img_parse_cache(cache, &flags, &wt)) {
-        error_report("Invalid cache option: %s", cache);
+    filename = img_one_filename(argc, argv);
+    if (!img_apply_cache(o.cache, false, &flags)) {
         return EXIT_FAILURE;
     }
-    top = img_open(argv[optind], fmt, image_opts, flags, quiet);
+    top = img_open(filename, o.fmt, o.image_opts, flags, o.quiet);
     if (!top) {
         return EXIT_FAILURE;
     }
@@ -463,7 +398,7 @@ int img_commit(int argc, char **argv)
         base_bs = bdrv_find_backing_image(bdrv_child_bs(top), base_name);
         if (!base_bs) {
             error_report("Did not find '%s' in the backing chain of '%s'",
-                         base_name, argv[optind]);
+                         base_name, filename);
             goto out;
         }
     } else {
@@ -478,7 +413,7 @@ int img_commit(int argc, char **argv)
     if (!base) {
         goto out;
     }
-    img_progress_init(progress, 1.0f);
+    img_progress_init(o.progress, 1.0f);
     buf = qemu_blockalign(IMG_CHAIN_BUF_SIZE);
     ret = img_commit_copy(top, base, buf);
     if (ret < 0) {
@@ -492,7 +427,7 @@ int img_commit(int argc, char **argv)
         goto out;
     }
     img_progress_end();
-    img_qprintf(quiet, "Image committed.\n");
+    img_qprintf(o.quiet, "Image committed.\n");
     ret = EXIT_SUCCESS;
 out:
     img_progress_end();

@@ -2,9 +2,10 @@
  * qblk-img subcommands that inspect or create images: create, info,
  * check, map and compare.
  *
- * Each command parses its argv with getopt_long using qemu-img 7.2's
+ * Each command parses its argv with img_getopt() using qemu-img 7.2's
  * option letters, opens images through img_open() (a root child per
- * image) and uses only the synchronous block-layer wrappers. Output texts
+ * image) and uses only the synchronous block-layer wrappers. No state
+ * outlives a command: each returns its exit status and main() exits. Output texts
  * and exit codes are qemu-img's; commands that only read open their
  * images read-only, so they are safe on images in use when -U is given.
  */
@@ -16,6 +17,9 @@
 #include "trace.h"
 
 #define IMG_IO_BUF_SIZE (2 * MiB)
+/* Shared long options of info, check and map, which inspect one image. */
+#define IMG_LONG_INSPECT (IMG_LONG_FORMAT | IMG_LONG_OUTPUT | \
+                          IMG_LONG_IMAGE_OPTS | IMG_LONG_FORCE_SHARE)
 
 /* ------------------------------------------------------------------ */
 /* create                                                              */
@@ -92,7 +96,7 @@ static const ImgCreateOpt *img_find_create_opt(const char *name)
 }
 
 /* True if drv lists name among its creation options (or lists none). */
-bool img_drv_has_opt(const BlockDriver *drv, const char *name)
+static bool img_drv_has_opt(const BlockDriver *drv, const char *name)
 {
     if (!drv->create_opts) {
         return true;
@@ -150,7 +154,7 @@ void img_create_help(const BlockDriver *drv, bool with_file)
 }
 
 /* Remember the order in which the user named options (once each). */
-void img_keys_add(GPtrArray *keys, const char *name)
+static void img_keys_add(GPtrArray *keys, const char *name)
 {
     if (!g_ptr_array_find_with_equal_func(keys, name, g_str_equal, NULL)) {
         g_ptr_array_add(keys, g_strdup(name));
@@ -162,7 +166,7 @@ void img_keys_add(GPtrArray *keys, const char *name)
  * value of repeated keys. Values are normalised by type. False with an
  * error naming the bad parameter.
  */
-bool img_parse_create_opts(const char *str, GPtrArray *keys,
+static bool img_parse_create_opts(const char *str, GPtrArray *keys,
                                   QDict *opts, Error **errp)
 {
     GString *cur = g_string_new(NULL);
@@ -199,7 +203,7 @@ bool img_parse_create_opts(const char *str, GPtrArray *keys,
 }
 
 /* Rewrite sizes in bytes and validate booleans; errors name the key. */
-bool img_normalize_opts(QDict *opts, Error **errp)
+static bool img_normalize_opts(QDict *opts, Error **errp)
 {
     g_autofree const char **keys = qdict_keys(opts);
 
@@ -230,6 +234,57 @@ bool img_normalize_opts(QDict *opts, Error **errp)
         }
     }
     return true;
+}
+
+/* The format is looked up here so that "-o help" works without a file. */
+int img_create_help_for(const char *fmt, bool with_file)
+{
+    const BlockDriver *drv = bdrv_find_format(fmt);
+
+    if (!drv) {
+        error_report("Unknown file format '%s'", fmt);
+        return EXIT_FAILURE;
+    }
+    img_create_help(drv, with_file);
+    return EXIT_SUCCESS;
+}
+
+/* Record name=value as given on the command line (-b, -F). */
+static void img_put_create_opt(GPtrArray *keys, QDict *opts,
+                               const char *name, const char *value)
+{
+    img_keys_add(keys, name);
+    qdict_put_str(opts, name, value);
+}
+
+/*
+ * Order matters for qemu-img compatible errors: every -o string is
+ * parsed first, -b/-F are added, then the first unknown name is
+ * reported, and only then are values checked.
+ */
+bool img_build_create_opts(const BlockDriver *drv, GPtrArray *optstrs,
+                           const char *backing, const char *backing_fmt,
+                           GPtrArray *keys, QDict *opts, Error **errp)
+{
+    for (guint i = 0; i < optstrs->len; i++) {
+        if (!img_parse_create_opts(optstrs->pdata[i], keys, opts, errp)) {
+            return false;
+        }
+    }
+    if (backing) {
+        img_put_create_opt(keys, opts, "backing_file", backing);
+    }
+    if (backing_fmt) {
+        img_put_create_opt(keys, opts, "backing_fmt", backing_fmt);
+    }
+    for (guint i = 0; i < keys->len; i++) {
+        if (!img_drv_has_opt(drv, keys->pdata[i])) {
+            error_setg(errp, "Invalid parameter '%s'",
+                       (char *)keys->pdata[i]);
+            return false;
+        }
+    }
+    return img_normalize_opts(opts, errp);
 }
 
 /* Print "Formatting 'F', fmt=X k=v ..." in qemu-img's option order. */
@@ -326,26 +381,23 @@ static bool img_create_check_backing(const char *filename, QDict *opts,
  */
 int img_create(int argc, char **argv)
 {
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
-        { NULL, 0, NULL, 0 }
+    ImgOpts o = {
+        .shortopts = ":F:b:f:ho:qu", .own_help = true, .fmt = "raw",
+        .optstrs = g_ptr_array_new(),
     };
-    const char *fmt = "raw", *filename, *base = NULL, *base_fmt = NULL;
-    GPtrArray *optstrs = g_ptr_array_new();
+    const char *filename, *base = NULL, *base_fmt = NULL;
     GPtrArray *keys = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(QDict) opts = qdict_new();
     const BlockDriver *drv;
-    bool quiet = false, unsafe = false, help = false;
+    bool unsafe = false;
     int64_t size = -1;
     Error *err = NULL;
     int c, ret = EXIT_FAILURE;
 
-    while ((c = getopt_long(argc, argv, ":F:b:f:ho:qu", long_opts,
-                            NULL)) != -1) {
+    while ((c = img_getopt(argc, argv, &o)) != -1) {
         switch (c) {
         case 'h':
-            help = true;
+            o.create_help = true;
             break;
         case 'F':
             base_fmt = optarg;
@@ -353,38 +405,14 @@ int img_create(int argc, char **argv)
         case 'b':
             base = optarg;
             break;
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'o':
-            if (!strcmp(optarg, "help") || !strcmp(optarg, "?")) {
-                help = true;
-            } else {
-                g_ptr_array_add(optstrs, optarg);
-            }
-            break;
-        case 'q':
-            quiet = true;
-            break;
         case 'u':
             unsafe = true;
             break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
         }
     }
     /* "-o help" needs only the format; a file name is optional. */
-    drv = bdrv_find_format(fmt);
-    if (help) {
-        if (!drv) {
-            error_report("Unknown file format '%s'", fmt);
-            goto out;
-        }
-        img_create_help(drv, optind < argc);
-        ret = EXIT_SUCCESS;
+    if (o.create_help) {
+        ret = img_create_help_for(o.fmt, optind < argc);
         goto out;
     }
     if (optind >= argc) {
@@ -399,34 +427,14 @@ int img_create(int argc, char **argv)
     if (optind != argc) {
         img_error_exit("Unexpected argument: %s", argv[optind]);
     }
+    drv = bdrv_find_format(o.fmt);
     if (!drv) {
-        error_report("%s: Unknown file format '%s'", filename, fmt);
+        error_report("%s: Unknown file format '%s'", filename, o.fmt);
         goto out;
     }
-    /* Later -o strings override earlier ones, -b/-F override both. */
-    for (guint i = 0; i < optstrs->len; i++) {
-        if (!img_parse_create_opts(optstrs->pdata[i], keys, opts, &err)) {
-            img_report_err(err, "%s: ", filename);
-            goto out;
-        }
-    }
-    if (base) {
-        img_keys_add(keys, "backing_file");
-        qdict_put_str(opts, "backing_file", base);
-    }
-    if (base_fmt) {
-        img_keys_add(keys, "backing_fmt");
-        qdict_put_str(opts, "backing_fmt", base_fmt);
-    }
     /* Unknown names fail before anything is printed, as in qemu-img. */
-    for (guint i = 0; i < keys->len; i++) {
-        if (!img_drv_has_opt(drv, keys->pdata[i])) {
-            error_report("%s: Invalid parameter '%s'", filename,
-                         (char *)keys->pdata[i]);
-            goto out;
-        }
-    }
-    if (!img_normalize_opts(opts, &err)) {
+    if (!img_build_create_opts(drv, o.optstrs, base, base_fmt, keys, opts,
+                               &err)) {
         img_report_err(err, "%s: ", filename);
         goto out;
     }
@@ -448,9 +456,9 @@ int img_create(int argc, char **argv)
     img_keys_add(keys, "size");
     qdict_put_int(opts, "size", size);
     /* The size always goes to the driver in bytes. */
-    trace_img_create(filename, fmt, size);
-    if (!quiet) {
-        img_print_formatting(filename, fmt, opts, keys);
+    trace_img_create(filename, o.fmt, size);
+    if (!o.quiet) {
+        img_print_formatting(filename, o.fmt, opts, keys);
     }
     if (bdrv_create(drv, filename, opts, &err) < 0) {
         img_report_err(err, "%s: ", filename);
@@ -458,7 +466,7 @@ int img_create(int argc, char **argv)
     }
     ret = EXIT_SUCCESS;
 out:
-    g_ptr_array_free(optstrs, TRUE);
+    g_ptr_array_free(o.optstrs, TRUE);
     g_ptr_array_free(keys, TRUE);
     return ret;
 }
@@ -621,8 +629,13 @@ static bool img_collect_chain(const char *filename, const char *fmt,
                 goto out;
             }
             g_free(cur_fmt);
-            cur_fmt = *bdrv_get_backing_format(bs)
-                ? g_strdup(bdrv_get_backing_format(bs)) : NULL;
+            cur_fmt = g_strdup(bdrv_require_backing_format(bs, &err));
+            if (!cur_fmt) {
+                error_report_err(err);
+                g_free(next);
+                img_close(child);
+                goto out;
+            }
         }
         img_close(child);
         g_free(name);
@@ -649,63 +662,36 @@ out:
  */
 int img_info(int argc, char **argv)
 {
-    enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_CHAIN, OPT_IMAGE_OPTS };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, OPT_OUTPUT },
+    enum { OPT_CHAIN = IMG_OPT_BASE };
+    static const struct option info_opts[] = {
         { "backing-chain", no_argument, NULL, OPT_CHAIN },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
         { NULL, 0, NULL, 0 }
     };
-    ImgOutputFormat ofmt = IMG_OUTPUT_HUMAN;
-    const char *fmt = NULL;
-    bool chain = false, image_opts = false;
+    ImgOpts o = {
+        .shortopts = ":f:hU", .extra = info_opts,
+        .longopts = IMG_LONG_INSPECT,
+    };
+    bool chain = false;
     int flags = BDRV_O_NO_BACKING | BDRV_O_NO_IO;
+    const char *filename;
     JsonNode *root;
     JsonArray *list;
-    int c;
 
-    while ((c = getopt_long(argc, argv, ":f:hU", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            flags |= BDRV_O_FORCE_SHARE;
-            break;
-        case OPT_OUTPUT:
-            ofmt = img_parse_output(optarg);
-            break;
-        case OPT_CHAIN:
-            chain = true;
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
-        }
+    /* --backing-chain is the only option of its own. */
+    while (img_getopt(argc, argv, &o) != -1) {
+        chain = true;
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
+    filename = img_one_filename(argc, argv);
+    flags |= o.force_share ? BDRV_O_FORCE_SHARE : 0;
     list = json_array_new();
     root = json_node_new(JSON_NODE_ARRAY);
     json_node_take_array(root, list);
-    if (!img_collect_chain(argv[optind], fmt, image_opts, flags, chain,
+    if (!img_collect_chain(filename, o.fmt, o.image_opts, flags, chain,
                            list)) {
         json_node_unref(root);
         return EXIT_FAILURE;
     }
-    if (ofmt == IMG_OUTPUT_JSON) {
+    if (o.ofmt == IMG_OUTPUT_JSON) {
         img_json_dump(chain ? root : json_array_get_element(list, 0));
     } else {
         for (guint i = 0; i < json_array_get_length(list); i++) {
@@ -796,7 +782,12 @@ static void img_check_human(const BdrvCheckResult *r, bool quiet)
     }
 }
 
-/* Run the driver's check; reports failures; returns exit code or -1. */
+/*
+ * Run the driver's check (repairing what fix asks for) into *r. Returns
+ * -1 when the check completed, whatever it found, so that the caller
+ * reports *r; otherwise the exit code of a check that could not run
+ * (63: not supported, 1: failed), already reported.
+ */
 static int img_run_check(BlockDriverState *bs, BdrvCheckResult *r,
                          BdrvCheckMode fix)
 {
@@ -832,80 +823,44 @@ static int img_run_check(BlockDriverState *bs, BdrvCheckResult *r,
  */
 int img_check(int argc, char **argv)
 {
-    enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_IMAGE_OPTS };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
+    static const struct option check_opts[] = {
         { "repair", required_argument, NULL, 'r' },
-        { "output", required_argument, NULL, OPT_OUTPUT },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
         { NULL, 0, NULL, 0 }
     };
-    ImgOutputFormat ofmt = IMG_OUTPUT_HUMAN;
-    const char *fmt = NULL, *cache = "writeback", *filename;
-    bool quiet = false, image_opts = false, force_share = false, wt;
-    int flags = BDRV_O_CHECK, fix = 0, c, ret;
+    ImgOpts o = {
+        .shortopts = ":hf:r:T:qU", .extra = check_opts,
+        .longopts = IMG_LONG_INSPECT,
+    };
+    const char *filename;
+    bool quiet;
+    int flags = BDRV_O_CHECK, fix = 0, ret;
     int leaks_fixed = 0, corruptions_fixed = 0;
     BdrvCheckResult r;
     BdrvChild *child;
 
-    while ((c = getopt_long(argc, argv, ":hf:r:T:qU", long_opts,
-                            NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'r':
-            flags |= BDRV_O_RDWR;
-            if (!strcmp(optarg, "leaks")) {
-                fix = BDRV_FIX_LEAKS;
-            } else if (!strcmp(optarg, "all")) {
-                fix = BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
-            } else {
-                img_error_exit("Unknown option value for -r "
-                               "(expecting 'leaks' or 'all'): %s", optarg);
-            }
-            break;
-        case 'T':
-            cache = optarg;
-            break;
-        case 'q':
-            quiet = true;
-            break;
-        case 'U':
-            force_share = true;
-            break;
-        case OPT_OUTPUT:
-            ofmt = img_parse_output(optarg);
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
+    /* The only option of its own is -r/--repair. */
+    while (img_getopt(argc, argv, &o) != -1) {
+        flags |= BDRV_O_RDWR;
+        if (!strcmp(optarg, "leaks")) {
+            fix = BDRV_FIX_LEAKS;
+        } else if (!strcmp(optarg, "all")) {
+            fix = BDRV_FIX_LEAKS | BDRV_FIX_ERRORS;
+        } else {
+            img_error_exit("Unknown option value for -r "
+                           "(expecting 'leaks' or 'all'): %s", optarg);
         }
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
-    filename = argv[optind];
-    if (force_share && fix) {
+    filename = img_one_filename(argc, argv);
+    quiet = o.quiet;
+    if (o.force_share && fix) {
         error_report("--force-share/-U is not allowed with -r");
         return EXIT_FAILURE;
     }
-    if (!img_parse_cache(cache, &flags, &wt)) {
-        error_report("Invalid source cache option: %s", cache);
+    if (!img_apply_cache(o.src_cache, true, &flags)) {
         return EXIT_FAILURE;
     }
-    flags |= force_share ? BDRV_O_FORCE_SHARE : 0;
-    child = img_open(filename, fmt, image_opts, flags, quiet);
+    flags |= o.force_share ? BDRV_O_FORCE_SHARE : 0;
+    child = img_open(filename, o.fmt, o.image_opts, flags, quiet);
     if (!child) {
         return EXIT_FAILURE;
     }
@@ -914,7 +869,7 @@ int img_check(int argc, char **argv)
     if (ret < 0 && (r.leaks_fixed || r.corruptions_fixed)) {
         leaks_fixed = r.leaks_fixed;
         corruptions_fixed = r.corruptions_fixed;
-        if (ofmt == IMG_OUTPUT_HUMAN) {
+        if (o.ofmt == IMG_OUTPUT_HUMAN) {
             img_qprintf(quiet, "The following inconsistencies were found "
                         "and repaired:\n\n    %d leaked clusters\n    %d "
                         "corruptions\n\nDouble checking the fixed image "
@@ -924,7 +879,7 @@ int img_check(int argc, char **argv)
         ret = img_run_check(bdrv_child_bs(child), &r, 0);
     }
     if (ret < 0) {
-        if (ofmt == IMG_OUTPUT_HUMAN) {
+        if (o.ofmt == IMG_OUTPUT_HUMAN) {
             img_check_human(&r, quiet);
         } else {
             JsonNode *n = img_check_json(
@@ -951,9 +906,9 @@ int img_check(int argc, char **argv)
 typedef struct ImgMapEntry {
     int64_t start;
     int64_t length;
-    int depth;
+    int depth;                /* layer that answered, 0 = the image */
     bool present, zero, data, has_offset;
-    int64_t offset;
+    int64_t offset;           /* host offset in filename, if has_offset */
     const char *filename;     /* valid while the image is open */
 } ImgMapEntry;
 
@@ -999,7 +954,11 @@ static int img_map_dump(ImgOutputFormat ofmt, const ImgMapEntry *e,
     return 0;
 }
 
-/* Status of [offset, offset + bytes) across the chain as a map entry. */
+/*
+ * Status of [offset, offset + bytes) across the chain as a map entry
+ * (its length may be shorter). Unallocated ranges get the depth of the
+ * bottom layer, as in qemu-img. 0 or -errno.
+ */
 static int img_map_status(BlockDriverState *bs, int chain_len, int64_t offset,
                           int64_t bytes, ImgMapEntry *e)
 {
@@ -1071,6 +1030,26 @@ static int img_map_walk(BlockDriverState *bs, ImgOutputFormat ofmt,
 }
 
 /*
+ * Parse --start-offset or --max-length (what names it in the message)
+ * into *out; false (reported in qemu-img's words) when it is not a size.
+ */
+static bool img_map_parse_offset(const char *arg, const char *what,
+                                 int64_t *out)
+{
+    uint64_t v;
+
+    if (parse_size(arg, &v) < 0 || v > INT64_MAX) {
+        error_report("Invalid %s specified! You may use "
+                     "k, M, G, T, P or E suffixes for ", what);
+        error_report("kilobytes, megabytes, gigabytes, terabytes, "
+                     "petabytes and exabytes.");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+/*
  * map [--image-opts] [-f fmt] [--start-offset=N] [--max-length=N]
  *     [--output=human|json] [-U] file
  *
@@ -1079,79 +1058,38 @@ static int img_map_walk(BlockDriverState *bs, ImgOutputFormat ofmt,
  */
 int img_map(int argc, char **argv)
 {
-    enum { OPT_OUTPUT = IMG_OPT_BASE, OPT_IMAGE_OPTS, OPT_START, OPT_MAX };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "format", required_argument, NULL, 'f' },
-        { "output", required_argument, NULL, OPT_OUTPUT },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
+    enum { OPT_START = IMG_OPT_BASE, OPT_MAX };
+    static const struct option map_opts[] = {
         { "start-offset", required_argument, NULL, OPT_START },
         { "max-length", required_argument, NULL, OPT_MAX },
-        { "force-share", no_argument, NULL, 'U' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
         { NULL, 0, NULL, 0 }
     };
-    ImgOutputFormat ofmt = IMG_OUTPUT_HUMAN;
-    const char *fmt = NULL;
-    bool image_opts = false;
-    int flags = 0, c, ret;
+    ImgOpts o = {
+        .shortopts = ":f:hU", .extra = map_opts,
+        .longopts = IMG_LONG_INSPECT,
+    };
+    const char *filename;
+    int flags, c, ret;
     int64_t start = 0, max_len = -1, len;
-    uint64_t v;
     BdrvChild *child;
 
-    while ((c = getopt_long(argc, argv, ":f:hU", long_opts, NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt = optarg;
-            break;
-        case 'U':
-            flags |= BDRV_O_FORCE_SHARE;
-            break;
-        case OPT_OUTPUT:
-            ofmt = img_parse_output(optarg);
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case OPT_START:
-            if (parse_size(optarg, &v) < 0 || v > INT64_MAX) {
-                error_report("Invalid start offset specified! You may use "
-                             "k, M, G, T, P or E suffixes for ");
-                error_report("kilobytes, megabytes, gigabytes, terabytes, "
-                             "petabytes and exabytes.");
-                return EXIT_FAILURE;
-            }
-            start = v;
-            break;
-        case OPT_MAX:
-            if (parse_size(optarg, &v) < 0 || v > INT64_MAX) {
-                error_report("Invalid max length specified! You may use "
-                             "k, M, G, T, P or E suffixes for ");
-                error_report("kilobytes, megabytes, gigabytes, terabytes, "
-                             "petabytes and exabytes.");
-                return EXIT_FAILURE;
-            }
-            max_len = v;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
+    while ((c = img_getopt(argc, argv, &o)) != -1) {
+        bool is_start = c == OPT_START;
+        if (!img_map_parse_offset(optarg, is_start ? "start offset"
+                                                   : "max length",
+                                  is_start ? &start : &max_len)) {
+            return EXIT_FAILURE;
         }
     }
-    if (optind != argc - 1) {
-        img_error_exit("Expecting one image file name");
-    }
-    child = img_open(argv[optind], fmt, image_opts, flags, false);
+    filename = img_one_filename(argc, argv);
+    flags = o.force_share ? BDRV_O_FORCE_SHARE : 0;
+    child = img_open(filename, o.fmt, o.image_opts, flags, false);
     if (!child) {
         return EXIT_FAILURE;
     }
     len = bdrv_getlength(bdrv_child_bs(child));
     if (len < 0) {
-        error_report("Failed to get size for '%s'", argv[optind]);
+        error_report("Failed to get size for '%s'", filename);
         img_close(child);
         return EXIT_FAILURE;
     }
@@ -1159,7 +1097,7 @@ int img_map(int argc, char **argv)
     if (max_len != -1) {
         len = MIN(len, start + max_len);
     }
-    ret = img_map_walk(bdrv_child_bs(child), ofmt, start, len);
+    ret = img_map_walk(bdrv_child_bs(child), o.ofmt, start, len);
     img_close(child);
     return ret;
 }
@@ -1342,70 +1280,36 @@ static int img_compare_run(ImgCompare *s, bool strict)
  */
 int img_compare(int argc, char **argv)
 {
-    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
-        { NULL, 0, NULL, 0 }
+    ImgOpts o = {
+        .shortopts = ":hf:F:T:pqsU",
+        .longopts = IMG_LONG_IMAGE_OPTS | IMG_LONG_FORCE_SHARE,
     };
     ImgCompare s = { .quiet = false };
-    const char *fmt[2] = { NULL, NULL }, *cache = "writeback";
-    bool progress = false, strict = false, image_opts = false, wt;
-    int flags = 0, c, ret = 2;
+    const char *fmt2 = NULL;
+    bool strict = false;
+    int flags, c, ret = 2;
 
-    while ((c = getopt_long(argc, argv, ":hf:F:T:pqsU", long_opts,
-                            NULL)) != -1) {
-        switch (c) {
-        case 'h':
-            img_help();
-        case 'f':
-            fmt[0] = optarg;
-            break;
-        case 'F':
-            fmt[1] = optarg;
-            break;
-        case 'T':
-            cache = optarg;
-            break;
-        case 'p':
-            progress = true;
-            break;
-        case 'q':
-            s.quiet = true;
-            break;
-        case 's':
-            strict = true;
-            break;
-        case 'U':
-            flags |= BDRV_O_FORCE_SHARE;
-            break;
-        case OPT_IMAGE_OPTS:
-            image_opts = true;
-            break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
+    while ((c = img_getopt(argc, argv, &o)) != -1) {
+        if (c == 'F') {
+            fmt2 = optarg;
+        } else {
+            strict = true;      /* -s */
         }
     }
-    if (s.quiet) {
-        progress = false;
-    }
+    s.quiet = o.quiet;
     if (optind != argc - 2) {
         img_error_exit("Expecting two image file names");
     }
-    if (!img_parse_cache(cache, &flags, &wt)) {
-        error_report("Invalid source cache option: %s", cache);
+    flags = o.force_share ? BDRV_O_FORCE_SHARE : 0;
+    if (!img_apply_cache(o.src_cache, true, &flags)) {
         return 2;
     }
     s.name[0] = argv[optind];
     s.name[1] = argv[optind + 1];
-    img_progress_init(progress, 2.0f);
+    img_progress_init(o.progress, 2.0f);
     for (int i = 0; i < 2; i++) {
-        s.c[i] = img_open(s.name[i], fmt[i], image_opts, flags, s.quiet);
+        s.c[i] = img_open(s.name[i], i ? fmt2 : o.fmt, o.image_opts, flags,
+                          s.quiet);
         if (!s.c[i]) {
             goto out;
         }

@@ -42,30 +42,38 @@ typedef struct ImgConvertSrc {
     int64_t len;
 } ImgConvertSrc;
 
+/*
+ * One conversion. The first group is set before the workers start and
+ * only read afterwards; the claim state is guarded by lock; the rest is
+ * touched by workers between yields (one thread, so no lock needed).
+ */
 typedef struct ImgConvert {
-    ImgConvertSrc *src;
+    ImgConvertSrc *src;     /* the sources, in target order */
     int nsrc;
-    int64_t total;
+    int64_t total;          /* sum of the source lengths */
     BdrvChild *target;
-    bool target_has_backing;
+    bool target_has_backing;    /* -B: unallocated ranges stay unwritten */
     bool zero_init;         /* the target already reads as zeroes */
-    bool in_order;
+    bool in_order;          /* no -W: writes in offset order */
     int64_t min_sparse;     /* 0: copy everything as data */
 
     CoMutex lock;           /* protects the claim state below */
     int64_t next_off;       /* next byte to hand out */
-    int cur_src;
+    int cur_src;            /* index of the source holding next_off */
     int64_t status_end;     /* cached status valid up to here */
-    ImgChunkKind status_kind;
+    ImgChunkKind status_kind;   /* the cached status */
 
     CoQueue order;          /* workers waiting for their turn to write */
     int64_t wr_offs;        /* in-order: all bytes before are written */
-    int64_t done;
-    int running;
-    int ret;
+    int64_t done;           /* bytes finished, for the progress line */
+    int running;            /* workers not yet returned */
+    int ret;                /* first error, 0 while all goes well */
 } ImgConvert;
 
-/* Query the kind of the source range at s->next_off; caches the answer. */
+/*
+ * Query the kind of the source range at s->next_off and cache it up to
+ * s->status_end. Caller holds s->lock; returns 0 or -errno (reported).
+ */
 static int coroutine_fn img_convert_status(ImgConvert *s)
 {
     ImgConvertSrc *src = &s->src[s->cur_src];
@@ -141,7 +149,11 @@ out:
     return ret;
 }
 
-/* Write zeroes over [off, off + bytes) unless the target reads zero. */
+/*
+ * Write zeroes over [off, off + bytes) unless the target reads zero;
+ * unmapping is allowed only without a backing file, where a hole would
+ * show the backing data. Coroutine context; 0 or -errno.
+ */
 static int coroutine_fn img_convert_zero(ImgConvert *s, int64_t off,
                                          int64_t bytes)
 {
@@ -202,7 +214,10 @@ static int coroutine_fn img_convert_write_data(ImgConvert *s, int64_t off,
     return 0;
 }
 
-/* Record a failure (first one wins) and wake every waiting worker. */
+/*
+ * Record a failure (first one wins) and wake every waiting worker, so
+ * that all of them see s->ret and stop claiming.
+ */
 static void img_convert_fail(ImgConvert *s, int ret)
 {
     if (s->ret == 0) {
@@ -276,7 +291,10 @@ static void coroutine_fn img_convert_co(void *opaque)
     aio_notify();
 }
 
-/* Run the copy with num_co workers; returns 0 or -errno. */
+/*
+ * Run the copy with num_co workers, driving the main loop until the last
+ * one returns, then flush the target. Returns 0 or the first -errno.
+ */
 static int img_convert_run(ImgConvert *s, int num_co)
 {
     qemu_co_mutex_init(&s->lock);
@@ -298,11 +316,9 @@ static int img_convert_run(ImgConvert *s, int num_co)
 
 /* Command-line settings of convert, before anything is opened. */
 typedef struct ImgConvertArgs {
-    const char *fmt, *out_fmt, *out_base, *out_base_fmt;
-    const char *cache, *src_cache;
-    GPtrArray *optstrs;
-    bool help_opts, no_create, progress, quiet, force_share, image_opts;
-    bool target_is_zero, in_order;
+    ImgOpts o;              /* -f -t -T -p -q -U -o --image-opts */
+    const char *out_fmt, *out_base, *out_base_fmt;
+    bool no_create, target_is_zero, in_order;
     int64_t min_sparse;
     int num_co;
 } ImgConvertArgs;
@@ -310,48 +326,30 @@ typedef struct ImgConvertArgs {
 /* Parse convert's argv into a; exits on usage errors. */
 static void img_convert_parse(int argc, char **argv, ImgConvertArgs *a)
 {
-    enum { OPT_IMAGE_OPTS = IMG_OPT_BASE, OPT_TARGET_ZERO, OPT_UNSUPP };
-    static const struct option long_opts[] = {
-        { "help", no_argument, NULL, 'h' },
-        { "image-opts", no_argument, NULL, OPT_IMAGE_OPTS },
-        { "force-share", no_argument, NULL, 'U' },
+    enum { OPT_TARGET_ZERO = IMG_OPT_BASE, OPT_UNSUPP };
+    static const struct option convert_opts[] = {
         { "target-is-zero", no_argument, NULL, OPT_TARGET_ZERO },
         { "target-image-opts", no_argument, NULL, OPT_UNSUPP },
         { "salvage", no_argument, NULL, OPT_UNSUPP },
         { "bitmaps", no_argument, NULL, OPT_UNSUPP },
-        { "trace", required_argument, NULL, IMG_OPT_TRACE },
         { NULL, 0, NULL, 0 }
     };
     uint64_t v;
     int c;
 
-    while ((c = getopt_long(argc, argv, ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:",
-                            long_opts, NULL)) != -1) {
+    a->o.shortopts = ":hf:O:B:CcF:o:l:S:pt:T:qnm:WUr:";
+    a->o.longopts = IMG_LONG_IMAGE_OPTS | IMG_LONG_FORCE_SHARE;
+    a->o.extra = convert_opts;
+    while ((c = img_getopt(argc, argv, &a->o)) != -1) {
         switch (c) {
-        case 'h':
-            img_help();
-        case 'f': a->fmt = optarg; break;
         case 'O': a->out_fmt = optarg; break;
         case 'B': a->out_base = optarg; break;
         case 'F': a->out_base_fmt = optarg; break;
-        case 'p': a->progress = true; break;
-        case 'q': a->quiet = true; break;
         case 'n': a->no_create = true; break;
         case 'W': a->in_order = false; break;
-        case 'U': a->force_share = true; break;
-        case 't': a->cache = optarg; break;
-        case 'T': a->src_cache = optarg; break;
         case 'r': break;        /* rate limit: ignored offline */
         case 'C': break;        /* copy offloading: plain copy is used */
-        case OPT_IMAGE_OPTS: a->image_opts = true; break;
         case OPT_TARGET_ZERO: a->target_is_zero = true; break;
-        case 'o':
-            if (!strcmp(optarg, "help") || !strcmp(optarg, "?")) {
-                a->help_opts = true;
-            } else {
-                g_ptr_array_add(a->optstrs, optarg);
-            }
-            break;
         case 'c':
             error_report("Compression is not supported by qblk-img convert");
             exit(EXIT_FAILURE);
@@ -379,11 +377,6 @@ static void img_convert_parse(int argc, char **argv, ImgConvertArgs *a)
                 exit(EXIT_FAILURE);
             }
             break;
-        case IMG_OPT_TRACE:
-            img_trace_option(optarg);
-            break;
-        default:
-            img_bad_option(c, argv);
         }
     }
 }
@@ -395,37 +388,20 @@ static bool img_convert_create(const ImgConvertArgs *a, const char *out,
     g_autoptr(QDict) opts = qdict_new();
     GPtrArray *keys = g_ptr_array_new_with_free_func(g_free);
     Error *err = NULL;
-    bool ok = false;
+    bool ok;
 
-    for (guint i = 0; i < a->optstrs->len; i++) {
-        if (!img_parse_create_opts(a->optstrs->pdata[i], keys, opts, &err)) {
-            goto fail;
-        }
+    /* -F alone is ignored; -B without -F was refused by the caller. */
+    ok = img_build_create_opts(drv, a->o.optstrs, a->out_base,
+                               a->out_base ? a->out_base_fmt : NULL, keys,
+                               opts, &err);
+    if (ok) {
+        qdict_put_int(opts, "size", total);
+        ok = bdrv_create(drv, out, opts, &err) >= 0;
     }
-    for (guint i = 0; i < keys->len; i++) {
-        if (!img_drv_has_opt(drv, keys->pdata[i])) {
-            error_setg(&err, "Invalid parameter '%s'",
-                       (char *)keys->pdata[i]);
-            goto fail;
-        }
+    if (!ok) {
+        img_report_err(err, "%s: error while converting %s: ", out,
+                       drv->format_name);
     }
-    if (!img_normalize_opts(opts, &err)) {
-        goto fail;
-    }
-    qdict_put_int(opts, "size", total);
-    if (a->out_base) {
-        qdict_put_str(opts, "backing_file", a->out_base);
-        qdict_put_str(opts, "backing_fmt", a->out_base_fmt);
-    }
-    if (bdrv_create(drv, out, opts, &err) < 0) {
-        goto fail;
-    }
-    ok = true;
-    goto out;
-fail:
-    img_report_err(err, "%s: error while converting %s: ", out,
-                   drv->format_name);
-out:
     g_ptr_array_free(keys, TRUE);
     return ok;
 }
@@ -434,18 +410,16 @@ out:
 static bool img_convert_open_sources(ImgConvert *s, const ImgConvertArgs *a,
                                      int nsrc, char **names)
 {
-    int flags = a->force_share ? BDRV_O_FORCE_SHARE : 0;
-    bool wt;
+    int flags = a->o.force_share ? BDRV_O_FORCE_SHARE : 0;
 
-    if (!img_parse_cache(a->src_cache, &flags, &wt)) {
-        error_report("Invalid source cache option: %s", a->src_cache);
+    if (!img_apply_cache(a->o.src_cache, true, &flags)) {
         return false;
     }
     s->src = g_new0(ImgConvertSrc, nsrc);
     s->nsrc = nsrc;
     for (int i = 0; i < nsrc; i++) {
-        s->src[i].child = img_open(names[i], a->fmt, a->image_opts, flags,
-                                   a->quiet);
+        s->src[i].child = img_open(names[i], a->o.fmt, a->o.image_opts,
+                                   flags, a->o.quiet);
         if (!s->src[i].child) {
             return false;
         }
@@ -469,20 +443,18 @@ static bool img_convert_open_target(ImgConvert *s, const ImgConvertArgs *a,
     /* Zeroes may be written by unmapping, as qemu-img convert does. */
     int flags = BDRV_O_RDWR | BDRV_O_UNMAP;
     int64_t len;
-    bool wt;
 
     if (!drv) {
         error_report("Unknown file format '%s'", a->out_fmt);
         return false;
     }
-    if (!img_parse_cache(a->cache, &flags, &wt)) {
-        error_report("Invalid cache option: %s", a->cache);
+    if (!img_apply_cache(a->o.cache, false, &flags)) {
         return false;
     }
     if (!a->no_create && !img_convert_create(a, out, drv, s->total)) {
         return false;
     }
-    s->target = img_open(out, a->out_fmt, false, flags, a->quiet);
+    s->target = img_open(out, a->out_fmt, false, flags, a->o.quiet);
     if (!s->target) {
         return false;
     }
@@ -506,22 +478,16 @@ static bool img_convert_open_target(ImgConvert *s, const ImgConvertArgs *a,
 int img_convert(int argc, char **argv)
 {
     ImgConvertArgs a = {
-        .out_fmt = "raw", .cache = "unsafe", .src_cache = "writeback",
-        .optstrs = g_ptr_array_new(), .in_order = true,
-        .min_sparse = 4 * KiB, .num_co = 8,
+        .o = { .cache = "unsafe", .optstrs = g_ptr_array_new() },
+        .out_fmt = "raw", .in_order = true, .min_sparse = 4 * KiB,
+        .num_co = 8,
     };
     ImgConvert s = { .ret = 0 };
     int ret = EXIT_FAILURE, nsrc;
 
     img_convert_parse(argc, argv, &a);
-    if (a.help_opts) {
-        const BlockDriver *drv = bdrv_find_format(a.out_fmt);
-        if (!drv) {
-            error_report("Unknown file format '%s'", a.out_fmt);
-            goto out;
-        }
-        img_create_help(drv, optind < argc);
-        ret = EXIT_SUCCESS;
+    if (a.o.create_help) {
+        ret = img_create_help_for(a.out_fmt, optind < argc);
         goto out;
     }
     nsrc = argc - optind - 1;
@@ -543,16 +509,13 @@ int img_convert(int argc, char **argv)
         error_report("-B cannot be used together with -n in qblk-img");
         goto out;
     }
-    if (a.quiet) {
-        a.progress = false;
-    }
     s.in_order = a.in_order;
     s.min_sparse = a.min_sparse;
     if (!img_convert_open_sources(&s, &a, nsrc, argv + optind) ||
         !img_convert_open_target(&s, &a, argv[argc - 1])) {
         goto out;
     }
-    img_progress_init(a.progress, 1.0f);
+    img_progress_init(a.o.progress, 1.0f);
     if (img_convert_run(&s, a.num_co) == 0) {
         ret = EXIT_SUCCESS;
     }
@@ -563,6 +526,6 @@ out:
         img_close(s.src[i].child);
     }
     g_free(s.src);
-    g_ptr_array_free(a.optstrs, TRUE);
+    g_ptr_array_free(a.o.optstrs, TRUE);
     return ret;
 }

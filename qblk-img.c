@@ -3,10 +3,20 @@
  * qemu-img 7.2 (create, info, check, map, compare, convert, rebase,
  * commit).
  *
- * This file holds main() and what the subcommands share: error exits with
- * qemu-img's wording, opening images through blockdev_open_image() and a
- * root child, human-readable sizes, the progress line, and a JSON printer
- * that reproduces qemu-img's output byte for byte. qemu-img prints JSON
+ * This file holds main() and what the subcommands share: option parsing,
+ * error exits with qemu-img's wording, opening images through
+ * blockdev_open_image() and a root child, human-readable sizes, the
+ * progress line, and a JSON printer that reproduces qemu-img's output
+ * byte for byte.
+ *
+ * Option parsing: a subcommand describes what it accepts in an ImgOpts
+ * (short option string, shared long options by bit, its own long
+ * options) and loops over img_getopt(). Letters that mean the same in
+ * every command (-f -t -T -p -q -U -o, --output, --image-opts) are
+ * stored in the ImgOpts, --help/--trace and usage errors are handled
+ * there too, and only the command's own options come back to it. The
+ * merged long option table lives from the first img_getopt() call until
+ * it returns -1. qemu-img prints JSON
  * from a QDict, a hash table of 512 buckets iterated in bucket order, so
  * member order is a function of the key names; img_json_print() sorts
  * members with the same function instead of keeping insertion order.
@@ -171,6 +181,139 @@ void img_qprintf(bool quiet, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The shared long options; bit 0 rows are taken by every command. */
+static const struct {
+    unsigned bit;
+    struct option opt;
+} img_shared_longopts[] = {
+    { 0, { "help", no_argument, NULL, 'h' } },
+    { IMG_LONG_FORMAT, { "format", required_argument, NULL, 'f' } },
+    { IMG_LONG_OUTPUT, { "output", required_argument, NULL,
+                         IMG_OPT_OUTPUT } },
+    { IMG_LONG_IMAGE_OPTS, { "image-opts", no_argument, NULL,
+                             IMG_OPT_IMAGE_OPTS } },
+    { IMG_LONG_FORCE_SHARE, { "force-share", no_argument, NULL, 'U' } },
+    { 0, { "trace", required_argument, NULL, IMG_OPT_TRACE } },
+};
+
+/*
+ * The long option table of o: the shared rows it selects, then its own,
+ * then the terminating row. Also applies the cache defaults.
+ */
+static struct option *img_build_longopts(ImgOpts *o)
+{
+    GArray *t = g_array_new(FALSE, TRUE, sizeof(struct option));
+    struct option end = { NULL, 0, NULL, 0 };
+
+    for (size_t i = 0; i < ARRAY_SIZE(img_shared_longopts); i++) {
+        unsigned bit = img_shared_longopts[i].bit;
+        if (!bit || (o->longopts & bit)) {
+            g_array_append_val(t, img_shared_longopts[i].opt);
+        }
+    }
+    for (int i = 0; o->extra && o->extra[i].name; i++) {
+        g_array_append_val(t, o->extra[i]);
+    }
+    g_array_append_val(t, end);
+    o->cache = o->cache ? o->cache : "writeback";
+    o->src_cache = o->src_cache ? o->src_cache : "writeback";
+    return (struct option *)g_array_free(t, FALSE);
+}
+
+/* Store shared option c in o; false if c is the command's to handle. */
+static bool img_shared_option(int c, char **argv, ImgOpts *o)
+{
+    switch (c) {
+    case 'h':
+        if (o->own_help) {
+            return false;
+        }
+        img_help();
+    case 'f':
+        o->fmt = optarg;
+        return true;
+    case 't':
+        o->cache = optarg;
+        return true;
+    case 'T':
+        o->src_cache = optarg;
+        return true;
+    case 'q':
+        o->quiet = true;
+        return true;
+    case 'p':
+        o->progress = true;
+        return true;
+    case 'U':
+        o->force_share = true;
+        return true;
+    case 'o':
+        if (!strcmp(optarg, "help") || !strcmp(optarg, "?")) {
+            o->create_help = true;
+        } else {
+            g_ptr_array_add(o->optstrs, optarg);
+        }
+        return true;
+    case IMG_OPT_OUTPUT:
+        o->ofmt = img_parse_output(optarg);
+        return true;
+    case IMG_OPT_IMAGE_OPTS:
+        o->image_opts = true;
+        return true;
+    case IMG_OPT_TRACE:
+        img_trace_option(optarg);
+        return true;
+    case '?':
+    case ':':
+        img_bad_option(c, argv);
+    default:
+        return false;
+    }
+}
+
+int img_getopt(int argc, char **argv, ImgOpts *o)
+{
+    int c;
+
+    /* getopt_long() needs the same table on every call of one parse. */
+    if (!o->table) {
+        o->table = img_build_longopts(o);
+    }
+    while ((c = getopt_long(argc, argv, o->shortopts, o->table,
+                            NULL)) != -1) {
+        if (!img_shared_option(c, argv, o)) {
+            return c;
+        }
+    }
+    g_free(o->table);
+    o->table = NULL;
+    /* qemu-img: -q silences the progress line as well. */
+    if (o->quiet) {
+        o->progress = false;
+    }
+    return -1;
+}
+
+const char *img_one_filename(int argc, char **argv)
+{
+    if (optind != argc - 1) {
+        img_error_exit("Expecting one image file name");
+    }
+    return argv[optind];
+}
+
+bool img_apply_cache(const char *mode, bool source, int *flags)
+{
+    bool writethrough;
+
+    if (blockdev_parse_cache_mode(mode, flags, &writethrough) < 0) {
+        error_report("Invalid %scache option: %s", source ? "source " : "",
+                     mode);
+        return false;
+    }
+    return true;
+}
+
 bool img_parse_size_arg(const char *str, int64_t *size)
 {
     uint64_t val;
@@ -192,13 +335,13 @@ bool img_parse_size_arg(const char *str, int64_t *size)
     return true;
 }
 
-bool img_parse_cache(const char *mode, int *flags, bool *writethrough)
-{
-    return blockdev_parse_cache_mode(mode, flags, writethrough) == 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* Opening images                                                      */
+/*
+ * Every image is used through a root BdrvChild named "qblk-img", which
+ * holds the only reference to its node: img_close() drops the child and
+ * with it the node (and its backing chain).
+ */
 
 BdrvChild *img_attach(BlockDriverState *bs, Error **errp)
 {
@@ -308,6 +451,12 @@ void img_progress_end(void)
 
 /* ------------------------------------------------------------------ */
 /* JSON output in qemu-img's layout                                    */
+/*
+ * Commands build their output as json-glib trees and print them here:
+ * img_json_print() for --output=json, img_dump_human_tree() for the
+ * "Format specific information" part of the human output. Both order
+ * object members as QEMU's QDict iterates them (see the top comment).
+ */
 
 /* Bucket of key in QEMU's 512-bucket QDict: decides member order. */
 static unsigned img_qdict_bucket(const char *key)
@@ -509,58 +658,73 @@ static bool img_node_is_composite(JsonNode *node)
     return t == JSON_NODE_OBJECT || t == JSON_NODE_ARRAY;
 }
 
-/* "key: value" or "key:" + nested lines; '-' in keys printed as ' '. */
-static void img_dump_human_member(const char *key, JsonNode *val, int indent)
+/*
+ * "label: value", or "label:" followed by the nested lines of an object
+ * or array one level deeper.
+ */
+static void img_dump_human_labelled(const char *label, JsonNode *val,
+                                    int indent)
 {
-    char *name = g_strdup(key);
-
-    g_strdelimit(name, "-", ' ');
     if (img_node_is_composite(val)) {
-        printf("%*s%s:\n", indent * 4, "", name);
+        printf("%*s%s:\n", indent * 4, "", label);
         img_dump_human_tree(val, indent + 1);
     } else {
         char *s = img_human_scalar(val);
-        printf("%*s%s: %s\n", indent * 4, "", name, s);
+        printf("%*s%s: %s\n", indent * 4, "", label, s);
         g_free(s);
     }
-    g_free(name);
+}
+
+/* Object members are labelled by key ('-' printed as ' '), in QDict order. */
+static void img_dump_human_object(JsonObject *obj, int indent)
+{
+    int n;
+    ImgMember *m = img_json_members(obj, &n);
+
+    for (int i = 0; i < n; i++) {
+        char *label = g_strdelimit(g_strdup(m[i].name), "-", ' ');
+        img_dump_human_labelled(label, json_object_get_member(obj, m[i].name),
+                                indent);
+        g_free(label);
+    }
+    g_free(m);
+}
+
+/* Array elements are labelled by their index, "[0]", "[1]", ... */
+static void img_dump_human_array(JsonArray *arr, int indent)
+{
+    for (guint i = 0; i < json_array_get_length(arr); i++) {
+        char *label = g_strdup_printf("[%u]", i);
+        img_dump_human_labelled(label, json_array_get_element(arr, i),
+                                indent);
+        g_free(label);
+    }
 }
 
 void img_dump_human_tree(JsonNode *node, int indent)
 {
-    if (json_node_get_node_type(node) == JSON_NODE_OBJECT) {
-        JsonObject *obj = json_node_get_object(node);
-        int n;
-        ImgMember *m = img_json_members(obj, &n);
-        for (int i = 0; i < n; i++) {
-            img_dump_human_member(m[i].name,
-                                  json_object_get_member(obj, m[i].name),
-                                  indent);
-        }
-        g_free(m);
-    } else if (json_node_get_node_type(node) == JSON_NODE_ARRAY) {
-        JsonArray *arr = json_node_get_array(node);
-        for (guint i = 0; i < json_array_get_length(arr); i++) {
-            JsonNode *el = json_array_get_element(arr, i);
-            if (img_node_is_composite(el)) {
-                printf("%*s[%u]:\n", indent * 4, "", i);
-                img_dump_human_tree(el, indent + 1);
-            } else {
-                char *s = img_human_scalar(el);
-                printf("%*s[%u]: %s\n", indent * 4, "", i, s);
-                g_free(s);
-            }
-        }
-    } else if (json_node_get_node_type(node) == JSON_NODE_VALUE) {
+    switch (json_node_get_node_type(node)) {
+    case JSON_NODE_OBJECT:
+        img_dump_human_object(json_node_get_object(node), indent);
+        break;
+    case JSON_NODE_ARRAY:
+        img_dump_human_array(json_node_get_array(node), indent);
+        break;
+    case JSON_NODE_VALUE: {
         char *s = img_human_scalar(node);
         printf("%*s%s\n", indent * 4, "", s);
         g_free(s);
+        break;
+    }
+    case JSON_NODE_NULL:
+        break;
     }
 }
 
 /* ------------------------------------------------------------------ */
 /* main                                                                */
 
+/* bdrv_iterate_format() callback: one name of the "Supported formats" list. */
 static void img_print_format(void *opaque, const char *name)
 {
     printf(" %s", name);

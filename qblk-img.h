@@ -16,15 +16,51 @@
 #include <getopt.h>
 #include <json-glib/json-glib.h>
 
-/* Long option value shared by every subcommand for --trace. */
-#define IMG_OPT_TRACE 0x1000
+/* getopt values of the long options without a short letter. */
+#define IMG_OPT_TRACE      0x1000   /* --trace, taken by every command */
+#define IMG_OPT_OUTPUT     0x1001   /* --output */
+#define IMG_OPT_IMAGE_OPTS 0x1002   /* --image-opts */
 /* First free long option value for subcommand-specific options. */
-#define IMG_OPT_BASE  0x1001
+#define IMG_OPT_BASE       0x1010
 
 typedef enum ImgOutputFormat {
     IMG_OUTPUT_HUMAN,
     IMG_OUTPUT_JSON,
 } ImgOutputFormat;
+
+/* Shared long options a command takes besides --help and --trace. */
+enum {
+    IMG_LONG_FORMAT = 1 << 0,       /* --format (as -f) */
+    IMG_LONG_OUTPUT = 1 << 1,       /* --output */
+    IMG_LONG_IMAGE_OPTS = 1 << 2,   /* --image-opts */
+    IMG_LONG_FORCE_SHARE = 1 << 3,  /* --force-share (as -U) */
+};
+
+/*
+ * Command-line state of one subcommand, for img_getopt(). The command
+ * fills in the first group (what it accepts) and any defaults; every
+ * option letter means the same in every command that takes it, so
+ * img_getopt() stores those itself and returns only the rest.
+ */
+typedef struct ImgOpts {
+    const char *shortopts;          /* getopt_long() option string */
+    unsigned longopts;              /* IMG_LONG_* bits */
+    const struct option *extra;     /* the command's own long options */
+    bool own_help;                  /* -h/--help is returned, not handled */
+
+    const char *fmt;                /* -f: image format */
+    const char *cache;              /* -t: cache mode (default writeback) */
+    const char *src_cache;          /* -T: source cache (default writeback) */
+    ImgOutputFormat ofmt;           /* --output */
+    bool image_opts;                /* --image-opts */
+    bool force_share;               /* -U */
+    bool quiet;                     /* -q; also turns -p off */
+    bool progress;                  /* -p */
+    GPtrArray *optstrs;             /* -o strings, when the command has -o */
+    bool create_help;               /* -o help (or -o ?) was given */
+
+    struct option *table;           /* private: merged long options */
+} ImgOpts;
 
 /* ---- Subcommands (return the process exit status). */
 int img_create(int argc, char **argv);
@@ -40,6 +76,21 @@ int img_commit(int argc, char **argv);
 
 /* Print the --help text (with the list of formats) and exit(0). */
 void QEMU_NORETURN img_help(void);
+
+/*
+ * getopt_long() for a subcommand: stores the shared options in o (see
+ * ImgOpts), handles --trace, exits on an unknown option or a missing
+ * argument, and returns the next command-specific option, or -1 at the
+ * end of the options.
+ */
+int img_getopt(int argc, char **argv, ImgOpts *o);
+/* argv[optind] if it is the last argument, else exit with the usage hint. */
+const char *img_one_filename(int argc, char **argv);
+/*
+ * Add cache mode (-t, or -T when source) to *flags; false (reported as
+ * "Invalid [source ]cache option: MODE") on an unknown mode.
+ */
+bool img_apply_cache(const char *mode, bool source, int *flags);
 
 /* Print "qblk-img: msg" plus the --help hint and exit(1). */
 void QEMU_NORETURN img_error_exit(const char *fmt, ...) G_GNUC_PRINTF(1, 2);
@@ -70,8 +121,6 @@ BdrvChild *img_open_err(const char *filename, const char *fmt,
 BdrvChild *img_attach(BlockDriverState *bs, Error **errp);
 /* Close what img_open returned (NULL is allowed). */
 void img_close(BdrvChild *child);
-/* Parse a -t/-T cache mode into BDRV_O_* flags; false on bad mode. */
-bool img_parse_cache(const char *mode, int *flags, bool *writethrough);
 
 /* ---- Output helpers */
 
@@ -94,17 +143,19 @@ void img_progress_end(void);
 
 /* ---- Creation options (-o), shared by create and convert */
 
-/* True if drv lists name among its creation options (or lists none). */
-bool img_drv_has_opt(const BlockDriver *drv, const char *name);
 /* "-o help": print the creation options of drv. */
 void img_create_help(const BlockDriver *drv, bool with_file);
-/* Append name to keys unless present (keys remember the user's order). */
-void img_keys_add(GPtrArray *keys, const char *name);
-/* Parse "a=1,b=2" into opts (",," escapes a comma); error names the key. */
-bool img_parse_create_opts(const char *str, GPtrArray *keys, QDict *opts,
-                           Error **errp);
-/* Canonicalise sizes in opts to bytes and validate booleans. */
-bool img_normalize_opts(QDict *opts, Error **errp);
+/* "-o help" for format fmt; returns the exit status (1: unknown format). */
+int img_create_help_for(const char *fmt, bool with_file);
+/*
+ * The creation options for drv: the -o strings in order, then backing
+ * and backing_fmt when not NULL (they win over -o). Names are checked
+ * against drv and values normalised; keys gets the names in the order
+ * the user gave them. False with errp set on the first bad option.
+ */
+bool img_build_create_opts(const BlockDriver *drv, GPtrArray *optstrs,
+                           const char *backing, const char *backing_fmt,
+                           GPtrArray *keys, QDict *opts, Error **errp);
 
 /* Size parsing with qemu-img's error texts; false (reported) on error. */
 bool img_parse_size_arg(const char *str, int64_t *size);

@@ -14,6 +14,11 @@
  * prints its own report when it completes and frees its state;
  * aio_flush and detaching wait until the in-flight count drops to zero.
  *
+ * Command functions take (cmd, argc, argv) with argv[0] the command name
+ * and getopt reset; they parse their options through qio_getopts() with
+ * a per-command QioOptFunc, print qemu-io's message for any usage error
+ * themselves and return 0, -errno (the command failed) or QIO_CMD_QUIT.
+ *
  * Output mimics qemu-io 7.2 byte for byte where scripts parse it: the
  * "read N/N bytes at offset X" line, the statistics line, map, alloc,
  * length, info and the error messages. Messages about bad usage go to
@@ -75,7 +80,7 @@ typedef enum QioOp {
     QIO_OP_FLUSH,
 } QioOp;
 
-/* Names for trace output. */
+/* Names for trace output, indexed by QioOp. */
 static const char *const qio_op_names[] = {
     [QIO_OP_READ] = "read", [QIO_OP_WRITE] = "write",
     [QIO_OP_ZERO] = "zero", [QIO_OP_DISCARD] = "discard",
@@ -205,13 +210,16 @@ static int qio_run_co(QioCoFunc *fn, void *opaque, int64_t *ns)
     return call.ret;
 }
 
-/* qio_co_execute() in QioCoFunc shape. */
+/* qio_co_execute() in QioCoFunc shape (opaque is the QioRequest). */
 static int coroutine_fn qio_co_execute_cb(void *opaque)
 {
     return qio_co_execute(opaque);
 }
 
-/* Run one request to completion; see qio_run_co(). */
+/*
+ * Run one request to completion from outside coroutine context; see
+ * qio_run_co(). Returns 0 or -errno.
+ */
 static int qio_run_request(QioRequest *req, int64_t *ns)
 {
     return qio_run_co(qio_co_execute_cb, req, ns);
@@ -219,7 +227,10 @@ static int qio_run_request(QioRequest *req, int64_t *ns)
 
 /* ---- Buffers */
 
-/* An I/O buffer of len bytes (len may be 0), filled with pattern. */
+/*
+ * An I/O buffer of len bytes (len may be 0), filled with pattern and
+ * aligned for the open node. Requires an open image; qemu_vfree() it.
+ */
 static uint8_t *qio_alloc_buf(int64_t len, int pattern)
 {
     uint8_t *buf = qemu_blockalign_bs(qio_bs(), MAX(len, 1));
@@ -259,11 +270,109 @@ static uint8_t *qio_build_iovec(QEMUIOVector *qiov, char **argv, int count,
     return buf;
 }
 
+/* ---- Option and argument parsing shared by the I/O commands */
+
+/* -C and -q: how a completed request is reported. */
+typedef struct QioReportOpts {
+    bool csv;                /* -C: one comma separated line */
+    bool quiet;              /* -q: no report at all */
+} QioReportOpts;
+
+/* Store -C or -q in r; false if c is neither. */
+static bool qio_report_opt(int c, QioReportOpts *r)
+{
+    if (c == 'C') {
+        r->csv = true;
+    } else if (c == 'q') {
+        r->quiet = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+/*
+ * A command's option handler: stores option c (optarg set by getopt) in
+ * opts. False for an option it does not take ('?'), or for a bad value
+ * after printing why.
+ */
+typedef bool QioOptFunc(int c, void *opts);
+
+/*
+ * Run getopt over argv with optstring, handing each option to fn. On
+ * failure prints the usage line when the option itself was unknown and
+ * returns false; the arguments start at argv[optind] afterwards.
+ */
+static bool qio_getopts(const QioCmd *cmd, int argc, char **argv,
+                        const char *optstring, QioOptFunc *fn, void *opts)
+{
+    int c;
+
+    while ((c = getopt(argc, argv, optstring)) != -1) {
+        if (!fn(c, opts)) {
+            if (c == '?') {
+                qio_usage(cmd);
+            }
+            return false;
+        }
+    }
+    return true;
+}
+
+/*
+ * Parse the "off len" arguments of a single-range command; false after
+ * printing the usage (wrong count) or why a number is bad.
+ */
+static bool qio_range_args(const QioCmd *cmd, int argc, char **argv,
+                           int64_t *offset, int64_t *bytes)
+{
+    if (optind != argc - 2) {
+        qio_usage(cmd);
+        return false;
+    }
+    return qio_parse_num(argv[optind], offset) &&
+           qio_parse_len(argv[optind + 1], bytes);
+}
+
+/*
+ * Parse the offset of a vectored command ("off len [len..]"); false after
+ * printing the usage (no length given) or why the offset is bad.
+ */
+static bool qio_vector_offset(const QioCmd *cmd, int argc, char **argv,
+                              int64_t *offset)
+{
+    if (optind > argc - 2) {
+        qio_usage(cmd);
+        return false;
+    }
+    return qio_parse_num(argv[optind], offset);
+}
+
+/*
+ * Parse "off len [len..]" into *offset and a vector over one buffer
+ * filled with pattern. Returns the buffer (qemu_vfree it after
+ * qemu_iovec_destroy) or NULL after printing why.
+ */
+static uint8_t *qio_vector_args(const QioCmd *cmd, int argc, char **argv,
+                                int64_t *offset, QEMUIOVector *qiov,
+                                int pattern)
+{
+    if (!qio_vector_offset(cmd, argc, argv, offset)) {
+        return NULL;
+    }
+    return qio_build_iovec(qiov, argv + optind + 1, argc - optind - 1,
+                           pattern);
+}
+
 /* ---- read, readv */
 
-/* Options shared by the reading commands. */
+/* Options of the reading commands (each takes a subset). */
 typedef struct QioReadOpts {
-    bool csv, quiet, dump, verify;
+    QioReportOpts report;    /* -C, -q */
+    bool dump;               /* -v: hex dump the data */
+    bool verify;             /* -P: compare with pattern */
+    bool vmstate;            /* -b: refused as not supported */
+    bool range_opts;         /* -s or -l given (they need -P) */
     int pattern;
     int64_t poff;            /* -s: start of the verified range */
     int64_t plen;            /* -l: its length; -1 means "to the end" */
@@ -297,28 +406,33 @@ static int qio_do_read(const char *verb, const QioReadOpts *o,
     if (o->dump) {
         qio_dump(buf, offset, bytes);
     }
-    qio_report("read", offset, bytes, ns, o->quiet, o->csv);
+    qio_report("read", offset, bytes, ns, o->report.quiet, o->report.csv);
     return ret;
 }
 
-/* Handle one getopt result shared by read/readv/aio_read; false = bad. */
-static bool qio_read_opt(int c, QioReadOpts *o)
+/* QioOptFunc of read, readv and aio_read (opaque is a QioReadOpts). */
+static bool qio_read_opt(int c, void *opaque)
 {
+    QioReadOpts *o = opaque;
+
     switch (c) {
-    case 'C':
-        o->csv = true;
+    case 'b':
+        o->vmstate = true;
         return true;
-    case 'q':
-        o->quiet = true;
-        return true;
+    case 'p':
+        return true;        /* accepted and ignored, as in qemu-io */
     case 'v':
         o->dump = true;
         return true;
     case 'P':
         o->verify = true;
         return qio_parse_pattern(optarg, &o->pattern);
+    case 'l':
+    case 's':
+        o->range_opts = true;
+        return qio_parse_num(optarg, c == 'l' ? &o->plen : &o->poff);
     default:
-        return false;
+        return qio_report_opt(c, &o->report);
     }
 }
 
@@ -329,39 +443,22 @@ static bool qio_read_opt(int c, QioReadOpts *o)
 static int qio_cmd_read(const QioCmd *cmd, int argc, char **argv)
 {
     QioReadOpts o = { .plen = -1 };
-    bool vmstate = false, range_opts = false;
     int64_t offset, bytes;
     QEMUIOVector qiov;
     uint8_t *buf;
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "bCl:pP:qs:v")) != -1) {
-        if (c == 'b') {
-            vmstate = true;
-        } else if (c == 'p') {
-            /* accepted and ignored, as in qemu-io */
-        } else if (c == 'l' || c == 's') {
-            range_opts = true;
-            if (!qio_parse_num(optarg, c == 'l' ? &o.plen : &o.poff)) {
-                return -EINVAL;
-            }
-        } else if (!qio_read_opt(c, &o)) {
-            if (c == 'P') {
-                return -EINVAL;
-            }
-            qio_usage(cmd);
-            return -EINVAL;
-        }
+    if (!qio_getopts(cmd, argc, argv, "bCl:pP:qs:v", qio_read_opt, &o)) {
+        return -EINVAL;
     }
-    if (optind != argc - 2 || (range_opts && !o.verify)) {
+    if (o.range_opts && !o.verify) {
         qio_usage(cmd);
         return -EINVAL;
     }
-    if (!qio_parse_num(argv[optind], &offset) ||
-        !qio_parse_len(argv[optind + 1], &bytes)) {
+    if (!qio_range_args(cmd, argc, argv, &offset, &bytes)) {
         return -EINVAL;
     }
-    if (vmstate) {
+    if (o.vmstate) {
         printf("read failed: %s (VM state is not supported)\n",
                strerror(ENOTSUP));
         return -ENOTSUP;
@@ -381,24 +478,12 @@ static int qio_cmd_readv(const QioCmd *cmd, int argc, char **argv)
     int64_t offset;
     QEMUIOVector qiov;
     uint8_t *buf;
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "CqvP:")) != -1) {
-        if (!qio_read_opt(c, &o)) {
-            if (c != 'P') {
-                qio_usage(cmd);
-            }
-            return -EINVAL;
-        }
-    }
-    if (optind > argc - 2) {
-        qio_usage(cmd);
+    if (!qio_getopts(cmd, argc, argv, "CqvP:", qio_read_opt, &o)) {
         return -EINVAL;
     }
-    if (!qio_parse_num(argv[optind], &offset)) {
-        return -EINVAL;
-    }
-    buf = qio_build_iovec(&qiov, argv + optind + 1, argc - optind - 1, 0xab);
+    buf = qio_vector_args(cmd, argc, argv, &offset, &qiov, 0xab);
     if (!buf) {
         return -EINVAL;
     }
@@ -412,7 +497,7 @@ static int qio_cmd_readv(const QioCmd *cmd, int argc, char **argv)
 
 /* Options shared by the writing commands. */
 typedef struct QioWriteOpts {
-    bool csv, quiet;         /* -C, -q: report format */
+    QioReportOpts report;    /* -C, -q */
     bool zero, unmap;        /* -z, -u: zero write, may deallocate */
     bool no_fallback, fua;   /* -n, -f: request flags */
     bool compressed, vmstate;    /* -c, -b: refused as not supported */
@@ -421,16 +506,12 @@ typedef struct QioWriteOpts {
     const char *source;      /* -s: file supplying the data */
 } QioWriteOpts;
 
-/* Handle one getopt result shared by the write commands; false = bad. */
-static bool qio_write_opt(int c, QioWriteOpts *o)
+/* QioOptFunc of the write commands (opaque is a QioWriteOpts). */
+static bool qio_write_opt(int c, void *opaque)
 {
+    QioWriteOpts *o = opaque;
+
     switch (c) {
-    case 'C':
-        o->csv = true;
-        return true;
-    case 'q':
-        o->quiet = true;
-        return true;
     case 'f':
         o->fua = true;
         return true;
@@ -458,8 +539,16 @@ static bool qio_write_opt(int c, QioWriteOpts *o)
         o->have_pattern = true;
         return qio_parse_pattern(optarg, &o->pattern);
     default:
-        return false;
+        return qio_report_opt(c, &o->report);
     }
+}
+
+/* The request flags the write options ask for. */
+static BdrvRequestFlags qio_write_flags(const QioWriteOpts *o)
+{
+    return (o->fua ? BDRV_REQ_FUA : 0) |
+           (o->unmap ? BDRV_REQ_MAY_UNMAP : 0) |
+           (o->no_fallback ? BDRV_REQ_NO_FALLBACK : 0);
 }
 
 /* Reject combinations qemu-io rejects; prints why. */
@@ -518,15 +607,13 @@ static int qio_do_write(const char *verb, const QioWriteOpts *o,
         return -ENOTSUP;
     }
     req.op = o->zero ? QIO_OP_ZERO : QIO_OP_WRITE;
-    req.flags = (o->fua ? BDRV_REQ_FUA : 0) |
-                (o->unmap ? BDRV_REQ_MAY_UNMAP : 0) |
-                (o->no_fallback ? BDRV_REQ_NO_FALLBACK : 0);
+    req.flags = qio_write_flags(o);
     ret = qio_run_request(&req, &ns);
     if (ret < 0) {
         printf("%s failed: %s\n", verb, strerror(-ret));
         return ret;
     }
-    qio_report("wrote", offset, bytes, ns, o->quiet, o->csv);
+    qio_report("wrote", offset, bytes, ns, o->report.quiet, o->report.csv);
     return 0;
 }
 
@@ -540,25 +627,11 @@ static int qio_cmd_write(const QioCmd *cmd, int argc, char **argv)
     int64_t offset, bytes;
     QEMUIOVector qiov;
     uint8_t *buf = NULL;
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "bcCfnpP:qs:uz")) != -1) {
-        if (!qio_write_opt(c, &o)) {
-            if (c != 'P') {
-                qio_usage(cmd);
-            }
-            return -EINVAL;
-        }
-    }
-    if (!qio_write_opts_valid(&o)) {
-        return -EINVAL;
-    }
-    if (optind != argc - 2) {
-        qio_usage(cmd);
-        return -EINVAL;
-    }
-    if (!qio_parse_num(argv[optind], &offset) ||
-        !qio_parse_len(argv[optind + 1], &bytes)) {
+    if (!qio_getopts(cmd, argc, argv, "bcCfnpP:qs:uz", qio_write_opt, &o) ||
+        !qio_write_opts_valid(&o) ||
+        !qio_range_args(cmd, argc, argv, &offset, &bytes)) {
         return -EINVAL;
     }
     if (!o.zero) {
@@ -584,25 +657,12 @@ static int qio_cmd_writev(const QioCmd *cmd, int argc, char **argv)
     int64_t offset;
     QEMUIOVector qiov;
     uint8_t *buf;
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "CfqP:")) != -1) {
-        if (!qio_write_opt(c, &o)) {
-            if (c != 'P') {
-                qio_usage(cmd);
-            }
-            return -EINVAL;
-        }
-    }
-    if (optind > argc - 2) {
-        qio_usage(cmd);
+    if (!qio_getopts(cmd, argc, argv, "CfqP:", qio_write_opt, &o)) {
         return -EINVAL;
     }
-    if (!qio_parse_num(argv[optind], &offset)) {
-        return -EINVAL;
-    }
-    buf = qio_build_iovec(&qiov, argv + optind + 1, argc - optind - 1,
-                          o.pattern);
+    buf = qio_vector_args(cmd, argc, argv, &offset, &qiov, o.pattern);
     if (!buf) {
         return -EINVAL;
     }
@@ -619,8 +679,8 @@ typedef struct QioAioReq {
     QioRequest req;
     QEMUIOVector qiov;
     uint8_t *buf;
-    QioReadOpts ro;          /* aio_read's verify/dump/quiet options */
-    bool quiet, csv;
+    QioReadOpts ro;          /* aio_read's verify/dump options */
+    QioReportOpts report;    /* -C, -q of either command */
     int64_t start_ns;
 } QioAioReq;
 
@@ -641,7 +701,7 @@ static void qio_aio_report(QioAioReq *a, int ret, int64_t ns)
         qio_dump(a->buf, a->req.offset, a->req.bytes);
     }
     qio_report(is_read ? "read" : "wrote", a->req.offset, a->req.bytes, ns,
-               a->quiet, a->csv);
+               a->report.quiet, a->report.csv);
 }
 
 /* Coroutine body of an aio request: run, report, free, count down. */
@@ -660,7 +720,10 @@ static void coroutine_fn qio_co_aio_entry(void *opaque)
     qio.aio_in_flight--;
 }
 
-/* Start a; it runs until its first yield and completes later. */
+/*
+ * Start a; it runs until its first yield and completes later. From here
+ * on a belongs to its coroutine, which frees it.
+ */
 static void qio_aio_submit(QioAioReq *a)
 {
     qio.aio_in_flight++;
@@ -679,36 +742,19 @@ static int qio_cmd_aio_read(const QioCmd *cmd, int argc, char **argv)
 {
     QioAioReq *a = g_new0(QioAioReq, 1);
     int64_t offset;
-    int c;
 
-    while ((c = getopt(argc, argv, "CqvP:")) != -1) {
-        if (!qio_read_opt(c, &a->ro)) {
-            if (c != 'P') {
-                qio_usage(cmd);
-            }
-            g_free(a);
-            return -EINVAL;
-        }
-    }
-    if (optind > argc - 2) {
-        qio_usage(cmd);
+    if (!qio_getopts(cmd, argc, argv, "CqvP:", qio_read_opt, &a->ro)) {
         g_free(a);
         return -EINVAL;
     }
-    if (!qio_parse_num(argv[optind], &offset)) {
-        g_free(a);
-        return -EINVAL;
-    }
-    a->buf = qio_build_iovec(&a->qiov, argv + optind + 1, argc - optind - 1,
-                             0xab);
+    a->buf = qio_vector_args(cmd, argc, argv, &offset, &a->qiov, 0xab);
     if (!a->buf) {
         g_free(a);
         return -EINVAL;
     }
     a->req = (QioRequest) { .op = QIO_OP_READ, .offset = offset,
                             .bytes = a->qiov.size, .qiov = &a->qiov };
-    a->quiet = a->ro.quiet;
-    a->csv = a->ro.csv;
+    a->report = a->ro.report;
     qio_aio_submit(a);
     return 0;
 }
@@ -722,25 +768,16 @@ static int qio_cmd_aio_write(const QioCmd *cmd, int argc, char **argv)
     QioWriteOpts o = { .pattern = 0xcd };
     QioAioReq *a;
     int64_t offset, bytes;
-    int c;
 
-    while ((c = getopt(argc, argv, "CfquzP:")) != -1) {
-        if (!qio_write_opt(c, &o)) {
-            if (c != 'P') {
-                qio_usage(cmd);
-            }
-            return -EINVAL;
-        }
+    if (!qio_getopts(cmd, argc, argv, "CfquzP:", qio_write_opt, &o)) {
+        return -EINVAL;
     }
     /* qemu-io lets -z win over -P here; only -u still needs -z. */
     if (o.unmap && !o.zero) {
         printf("-u requires -z to be specified\n");
         return -EINVAL;
     }
-    if (optind > argc - 2 || !qio_parse_num(argv[optind], &offset)) {
-        if (optind > argc - 2) {
-            qio_usage(cmd);
-        }
+    if (!qio_vector_offset(cmd, argc, argv, &offset)) {
         return -EINVAL;
     }
     a = g_new0(QioAioReq, 1);
@@ -764,10 +801,8 @@ static int qio_cmd_aio_write(const QioCmd *cmd, int argc, char **argv)
                                 .qiov = &a->qiov };
     }
     a->req.offset = offset;
-    a->req.flags = (o.fua ? BDRV_REQ_FUA : 0) |
-                   (o.unmap ? BDRV_REQ_MAY_UNMAP : 0);
-    a->quiet = o.quiet;
-    a->csv = o.csv;
+    a->req.flags = qio_write_flags(&o);
+    a->report = o.report;
     qio_aio_submit(a);
     return 0;
 }
@@ -788,30 +823,22 @@ static int qio_cmd_aio_flush(const QioCmd *cmd, int argc, char **argv)
 
 /* ---- discard, flush, truncate, length */
 
+/* QioOptFunc of discard (opaque is a QioReportOpts). */
+static bool qio_discard_opt(int c, void *opaque)
+{
+    return qio_report_opt(c, opaque);
+}
+
 /* discard [-Cq] off len: reported as "discard N/N bytes at offset X". */
 static int qio_cmd_discard(const QioCmd *cmd, int argc, char **argv)
 {
     QioRequest req = { .op = QIO_OP_DISCARD };
-    bool csv = false, quiet = false;
+    QioReportOpts r = { 0 };
     int64_t ns;
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "Cq")) != -1) {
-        if (c == 'C') {
-            csv = true;
-        } else if (c == 'q') {
-            quiet = true;
-        } else {
-            qio_usage(cmd);
-            return -EINVAL;
-        }
-    }
-    if (optind != argc - 2) {
-        qio_usage(cmd);
-        return -EINVAL;
-    }
-    if (!qio_parse_num(argv[optind], &req.offset) ||
-        !qio_parse_len(argv[optind + 1], &req.bytes)) {
+    if (!qio_getopts(cmd, argc, argv, "Cq", qio_discard_opt, &r) ||
+        !qio_range_args(cmd, argc, argv, &req.offset, &req.bytes)) {
         return -EINVAL;
     }
     ret = qio_run_request(&req, &ns);
@@ -819,7 +846,7 @@ static int qio_cmd_discard(const QioCmd *cmd, int argc, char **argv)
         printf("discard failed: %s\n", strerror(-ret));
         return ret;
     }
-    qio_report("discard", req.offset, req.bytes, ns, quiet, csv);
+    qio_report("discard", req.offset, req.bytes, ns, r.quiet, r.csv);
     return 0;
 }
 
@@ -851,21 +878,29 @@ static int coroutine_fn qio_co_truncate(void *opaque)
                             &t->err);
 }
 
+/* QioOptFunc of truncate: -m (opaque is a QioTruncate). */
+static bool qio_truncate_opt(int c, void *opaque)
+{
+    QioTruncate *t = opaque;
+
+    if (c != 'm') {
+        return false;
+    }
+    if (prealloc_mode_parse(optarg, &t->prealloc) < 0) {
+        error_report("Invalid preallocation mode '%s'", optarg);
+        return false;
+    }
+    return true;
+}
+
 /* truncate [-m prealloc] off: resize; errors go through error_report. */
 static int qio_cmd_truncate(const QioCmd *cmd, int argc, char **argv)
 {
     QioTruncate t = { .prealloc = PREALLOC_MODE_OFF };
-    int c, ret;
+    int ret;
 
-    while ((c = getopt(argc, argv, "m:")) != -1) {
-        if (c != 'm') {
-            qio_usage(cmd);
-            return -EINVAL;
-        }
-        if (prealloc_mode_parse(optarg, &t.prealloc) < 0) {
-            error_report("Invalid preallocation mode '%s'", optarg);
-            return -EINVAL;
-        }
+    if (!qio_getopts(cmd, argc, argv, "m:", qio_truncate_opt, &t)) {
+        return -EINVAL;
     }
     if (optind != argc - 1) {
         qio_usage(cmd);
@@ -1171,7 +1206,7 @@ static int qio_cmd_sleep(const QioCmd *cmd, int argc, char **argv)
     return qio_run_co(qio_co_sleep, &(int64_t){ ms }, NULL);
 }
 
-/* Look a command up by name or alias; NULL if unknown. */
+/* Look a command up by name or alias in qio_cmds; NULL if unknown. */
 static const QioCmd *qio_find_cmd(const char *name)
 {
     for (const QioCmd *c = qio_cmds; c->name; c++) {
@@ -1215,6 +1250,14 @@ static int qio_cmd_quit(const QioCmd *cmd, int argc, char **argv)
 
 /* ---- The command table */
 
+/* Help lines of the options that every I/O command describes alike. */
+#define QIO_HELP_CSV   " -C, -- print statistics as comma separated values\n"
+#define QIO_HELP_QUIET " -q, -- quiet: no statistics\n"
+
+/*
+ * Sorted by name, as "help" lists them. Argument counts include options
+ * and are checked before the command runs (qio_check_argc()).
+ */
 static const QioCmd qio_cmds[] = {
     { "aio_flush", NULL, qio_cmd_aio_flush, 0, 0, true, false, "",
       "waits for every aio request in flight, then flushes the image",
@@ -1225,19 +1268,19 @@ static const QioCmd qio_cmds[] = {
       " Starts the read and returns at once; the result is printed when\n"
       " the request completes. Use aio_flush to wait for it. A failing\n"
       " request does not change the exit status.\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -P, -- check that every byte read equals the pattern\n"
-      " -q, -- quiet: no statistics\n"
+      QIO_HELP_QUIET
       " -v, -- hex dump the data read\n" },
     { "aio_write", NULL, qio_cmd_aio_write, 2, -1, true, true,
       "[-Cfquz] [-P pattern] off len [len..]",
       "starts an asynchronous write of one or more buffers",
       " Starts the write and returns at once; the result is printed when\n"
       " the request completes. Use aio_flush to wait for it.\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -f, -- force unit access (the data is stable when it completes)\n"
       " -P, -- fill the buffers with this byte (default 0xcd)\n"
-      " -q, -- quiet: no statistics\n"
+      QIO_HELP_QUIET
       " -u, -- with -z, zeroes may be written by deallocating\n"
       " -z, -- write zeroes (only one length)\n" },
     { "alloc", NULL, qio_cmd_alloc, 1, 2, true, false, "offset [count]",
@@ -1245,8 +1288,8 @@ static const QioCmd qio_cmds[] = {
     { "discard", NULL, qio_cmd_discard, 2, -1, true, true, "[-Cq] off len",
       "discards a range of bytes",
       " Tells the image that the range is no longer used.\n"
-      " -C, -- print statistics as comma separated values\n"
-      " -q, -- quiet: no statistics\n" },
+      QIO_HELP_CSV
+      QIO_HELP_QUIET },
     { "flush", NULL, qio_cmd_flush, 0, 0, true, false, "",
       "writes cached data and metadata to stable storage", NULL },
     { "help", "?", qio_cmd_help, 0, 1, false, false, "[command]",
@@ -1264,19 +1307,19 @@ static const QioCmd qio_cmds[] = {
       "reads a range of bytes",
       " Reads len bytes at offset off, for example 'read -v 512 1k'.\n"
       " -b, -- read VM state (not supported)\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -l, -- length of the range checked by -P\n"
       " -P, -- check that the bytes read equal the pattern\n"
-      " -q, -- quiet: no statistics\n"
+      QIO_HELP_QUIET
       " -s, -- start of the range checked by -P, relative to off\n"
       " -v, -- hex dump the data read\n" },
     { "readv", NULL, qio_cmd_readv, 2, -1, true, false,
       "[-Cqv] [-P pattern] off len [len..]",
       "reads a range of bytes into several buffers",
       " Reads into one buffer per len, contiguous on the image.\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -P, -- check that the bytes read equal the pattern\n"
-      " -q, -- quiet: no statistics\n"
+      QIO_HELP_QUIET
       " -v, -- hex dump the data read\n" },
     { "sleep", NULL, qio_cmd_sleep, 1, 1, false, false, "milliseconds",
       "waits (aio requests keep running)", NULL },
@@ -1288,11 +1331,11 @@ static const QioCmd qio_cmds[] = {
       " Writes len bytes at offset off, for example 'write 512 1k'.\n"
       " -b, -- write VM state (not supported)\n"
       " -c, -- write compressed data (not supported)\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -f, -- force unit access (the data is stable when it completes)\n"
       " -n, -- with -z, fail rather than write explicit zero buffers\n"
       " -P, -- fill the buffer with this byte (default 0xcd)\n"
-      " -q, -- quiet: no statistics\n"
+      QIO_HELP_QUIET
       " -s, -- take the data from this file\n"
       " -u, -- with -z, zeroes may be written by deallocating\n"
       " -z, -- write zeroes without a data buffer\n" },
@@ -1300,10 +1343,10 @@ static const QioCmd qio_cmds[] = {
       "[-Cfq] [-P pattern] off len [len..]",
       "writes a range of bytes from several buffers",
       " Writes one buffer per len, contiguous on the image.\n"
-      " -C, -- print statistics as comma separated values\n"
+      QIO_HELP_CSV
       " -f, -- force unit access\n"
       " -P, -- fill the buffers with this byte (default 0xcd)\n"
-      " -q, -- quiet: no statistics\n" },
+      QIO_HELP_QUIET },
     { NULL },
 };
 
@@ -1329,7 +1372,10 @@ static bool qio_check_argc(const QioCmd *cmd, int nargs)
     return false;
 }
 
-/* Split a command line at spaces (only spaces, as qemu-io does). */
+/*
+ * Split a command line at spaces (only spaces, as qemu-io does) into a
+ * NULL-terminated vector for g_strfreev(); *argc gets the word count.
+ */
 static char **qio_split_line(const char *line, int *argc)
 {
     g_auto(GStrv) parts = g_strsplit(line, " ", -1);

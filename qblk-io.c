@@ -199,15 +199,16 @@ bool qio_parse_pattern(const char *str, int *out)
     return true;
 }
 
-/* Everything the options decide. */
+/* Everything the options decide; filled by qio_parse_args(). */
 typedef struct QioMainOpts {
-    const char *fmt;
-    bool image_opts;
-    int flags;                /* BDRV_O_* */
-    QioImageOptions img;
+    const char *fmt;          /* -f, or NULL to probe */
+    bool image_opts;          /* the file name is a key=value option list */
+    int flags;                /* BDRV_O_*: read-write and unmap by default */
+    QioImageOptions img;      /* what the commands need to know (-t, -C) */
     GPtrArray *cmds;          /* -c strings, in order */
 } QioMainOpts;
 
+/* --help: the synopsis and option list, on stdout like qemu-io's. */
 static void qio_main_usage(const char *name)
 {
     printf("Usage: %s [OPTIONS]... [-c STRING]... [file]\n"
@@ -468,6 +469,11 @@ static void qio_stdin_loop(bool *failed)
     }
 }
 
+/*
+ * Parse, open (when a file is named: "help" and "quit" work without
+ * one), run the -c commands or else stdin, then close. The exit status
+ * reports any failed command.
+ */
 int main(int argc, char **argv)
 {
     QioMainOpts o = {

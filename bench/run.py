@@ -9,7 +9,8 @@ Each workload then runs the SAME command line with QEMU's tool and with
 qblk's, alternating QEMU and qblk runs, after one untimed warm-up run of
 each (so both see a warm page cache):
 
-  convert      X-img convert -f qcow2 -O qcow2 src dst  (dst removed after)
+  convert      X-img convert -f qcow2 -O qcow2 src dst  (dst removed after;
+               qblk's warm-up output is checked with qemu-img compare)
   seq-read-4k  X-io -f qcow2 -c 'read OFF 4k' ... over the first 64 MiB
   rand-read-4k X-io with the same number of 4k reads at seeded random
                4k-aligned offsets across the whole image
@@ -100,8 +101,18 @@ def bench_row(name, make_argv, cleanup, tools, pairs):
     qemu_argv = make_argv(tools['qemu-img'], tools['qemu-io'])
     qblk_argv = make_argv(tools['qblk-img'], tools['qblk-io'])
     timed(qemu_argv, cleanup)          # warm-up, untimed
-    if timed(qblk_argv, cleanup) is None:
+    if timed(qblk_argv, None) is None:
         return name, None, None, None
+    if cleanup:
+        # A fast but wrong result must not count: QEMU checks qblk's output.
+        same = subprocess.run(['qemu-img', 'compare', '-f', 'qcow2', '-F',
+                               'qcow2', qblk_argv[-2], cleanup],
+                              stdout=subprocess.DEVNULL).returncode == 0
+        os.unlink(cleanup)
+        if not same:
+            sys.stderr.write('qblk output differs from the input: %s\n'
+                             % name)
+            return name, None, None, None
     qemu_t, qblk_t, ratios = [], [], []
     for _ in range(pairs):
         a = timed(qemu_argv, cleanup)

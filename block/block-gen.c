@@ -23,12 +23,15 @@ typedef struct BdrvSyncCall BdrvSyncCall;
 /* Makes the coroutine call described by c and returns its result. */
 typedef int coroutine_fn BdrvSyncFn(BdrvSyncCall *c);
 
-/* Arguments of any wrapped call; each trampoline uses what it needs. */
+/*
+ * Arguments of any wrapped call; each trampoline uses what it needs and
+ * the rest stay zero. Pointer fields are the caller's out-parameters.
+ */
 struct BdrvSyncCall {
-    BdrvSyncFn *fn;
-    BdrvChild *child;
-    BlockDriverState *bs;
-    BlockDriverState *base;
+    BdrvSyncFn *fn;             /* the trampoline */
+    BdrvChild *child;           /* data requests and truncate */
+    BlockDriverState *bs;       /* node-level calls (flush, status) */
+    BlockDriverState *base;     /* *_above calls: where the walk stops */
     int64_t offset;
     int64_t bytes;
     QEMUIOVector *qiov;
@@ -42,8 +45,8 @@ struct BdrvSyncCall {
     bool include_base;
     PreallocMode prealloc;
     Error **errp;
-    int ret;
-    bool done;
+    int ret;                    /* the coroutine call's result */
+    bool done;                  /* set when ret is valid */
 };
 
 /* Coroutine entry: run the trampoline and publish the result. */
@@ -106,6 +109,10 @@ static int coroutine_fn co_truncate(BdrvSyncCall *c)
                             c->flags, c->errp);
 }
 
+/*
+ * bdrv_block_status() has neither base nor depth: it asks only the node
+ * itself, which the chain walk of the _above version would not do.
+ */
 static int coroutine_fn co_block_status_above(BdrvSyncCall *c)
 {
     if (!c->base && !c->depth) {
@@ -122,7 +129,10 @@ static int coroutine_fn co_is_allocated_above(BdrvSyncCall *c)
                                       c->offset, c->bytes, c->pnum);
 }
 
-/* ---- The wrappers */
+/*
+ * ---- The wrappers: same parameters and results as the bdrv_co_*()
+ * functions they call; declared and documented in block/block.h.
+ */
 
 int bdrv_preadv(BdrvChild *child, int64_t offset, int64_t bytes,
                 QEMUIOVector *qiov, BdrvRequestFlags flags)

@@ -46,7 +46,9 @@ static const BlockDriver *const bdrv_drivers[] = {
     &bdrv_qcow2,
 };
 
+/* Every open node, for node-name lookup; main loop thread only. */
 static GList *all_nodes;
+/* Source of automatic node names ("#block123"); never reused. */
 static unsigned int bdrv_node_counter;
 
 /*
@@ -895,12 +897,8 @@ static bool bdrv_chain_check_loop(const BdrvChainLink *link,
  * The driver for bs's backing file: "driver" in opts, else the format
  * recorded in the header. Never probed; no format recorded is an error.
  */
-static bool bdrv_backing_driver(BlockDriverState *bs, QDict *opts,
-                                Error **errp)
+const char *bdrv_require_backing_format(BlockDriverState *bs, Error **errp)
 {
-    if (qdict_haskey(opts, "driver")) {
-        return true;
-    }
     if (!bs->backing_format[0]) {
         error_setg(errp, "Could not open backing file '%s' of '%s': backing "
                    "format is not recorded in the image header (probing a "
@@ -908,9 +906,24 @@ static bool bdrv_backing_driver(BlockDriverState *bs, QDict *opts,
                    "'qblk-img rebase -u -b %s -F raw %s' or pass "
                    "backing.driver", bs->backing_file, bs->filename,
                    bs->backing_file, bs->filename);
+        return NULL;
+    }
+    return bs->backing_format;
+}
+
+static bool bdrv_backing_driver(BlockDriverState *bs, QDict *opts,
+                                Error **errp)
+{
+    const char *fmt;
+
+    if (qdict_haskey(opts, "driver")) {
+        return true;
+    }
+    fmt = bdrv_require_backing_format(bs, errp);
+    if (!fmt) {
         return false;
     }
-    qdict_put_str(opts, "driver", bs->backing_format);
+    qdict_put_str(opts, "driver", fmt);
     return true;
 }
 
@@ -1045,6 +1058,7 @@ BlockDriverState *bdrv_file_bs(const BlockDriverState *bs)
     return bs && bs->file ? bs->file->bs : NULL;
 }
 
+/* Filters forward to their file child; stop at the first non-filter. */
 BlockDriverState *bdrv_skip_filters(BlockDriverState *bs)
 {
     while (bs && bs->drv && bs->drv->is_filter && bs->file) {
@@ -1072,6 +1086,11 @@ static bool bdrv_same_file(const char *a, const char *b)
            sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
 }
 
+/*
+ * A backing node below bs matches name by node name, by its filename, by
+ * the backing reference its overlay stores, or (local files only) by
+ * being the same file on disk; the topmost match wins.
+ */
 BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs,
                                           const char *name)
 {
@@ -1206,6 +1225,7 @@ int64_t bdrv_get_allocated_file_size(BlockDriverState *bs)
     return any ? sum : -ENOTSUP;
 }
 
+/* bdi is zeroed first, so callers may use it even on -ENOTSUP. */
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
 {
     memset(bdi, 0, sizeof(*bdi));
@@ -1216,6 +1236,7 @@ int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi)
                                   : -ENOTSUP;
 }
 
+/* NULL without an error when the driver has nothing format-specific. */
 char *bdrv_get_specific_info_json(BlockDriverState *bs, Error **errp)
 {
     if (!bs->drv || !bs->drv->bdrv_get_specific_info_json) {

@@ -811,49 +811,38 @@ static const char *const raw_create_opts[] = {
     "size", "preallocation", "nocow", NULL
 };
 
+/*
+ * The callbacks file and host_device share: all but open and create
+ * (a device is opened differently and never created).
+ */
+#define RAW_POSIX_DRIVER_COMMON                                         \
+    .instance_size = sizeof(BDRVRawState),                              \
+    .protocol = true,                                                   \
+    .bdrv_close = raw_close,                                            \
+    .bdrv_refresh_limits = raw_refresh_limits,                          \
+    .bdrv_co_preadv = raw_co_preadv,                                    \
+    .bdrv_co_pwritev = raw_co_pwritev,                                  \
+    .bdrv_co_pwrite_zeroes = raw_co_pwrite_zeroes,                      \
+    .bdrv_co_pdiscard = raw_co_pdiscard,                                \
+    .bdrv_co_flush_to_disk = raw_co_flush_to_disk,                      \
+    .bdrv_co_block_status = raw_co_block_status,                        \
+    .bdrv_co_truncate = raw_co_truncate,                                \
+    .bdrv_getlength = raw_getlength,                                    \
+    .bdrv_get_allocated_file_size = raw_get_allocated_file_size,        \
+    .supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK
+
+/* Regular files (and anything else not a block or character device). */
 const BlockDriver bdrv_file = {
     .format_name = "file",
-    .instance_size = sizeof(BDRVRawState),
-    .protocol = true,
-
+    RAW_POSIX_DRIVER_COMMON,
     .bdrv_open = raw_open,
-    .bdrv_close = raw_close,
-    .bdrv_refresh_limits = raw_refresh_limits,
-
-    .bdrv_co_preadv = raw_co_preadv,
-    .bdrv_co_pwritev = raw_co_pwritev,
-    .bdrv_co_pwrite_zeroes = raw_co_pwrite_zeroes,
-    .bdrv_co_pdiscard = raw_co_pdiscard,
-    .bdrv_co_flush_to_disk = raw_co_flush_to_disk,
-    .bdrv_co_block_status = raw_co_block_status,
-    .bdrv_co_truncate = raw_co_truncate,
-    .bdrv_getlength = raw_getlength,
-    .bdrv_get_allocated_file_size = raw_get_allocated_file_size,
-
     .bdrv_create = raw_create,
     .create_opts = raw_create_opts,
-
-    .supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK,
 };
 
+/* Block and character devices: fixed size, no create. */
 const BlockDriver bdrv_host_device = {
     .format_name = "host_device",
-    .instance_size = sizeof(BDRVRawState),
-    .protocol = true,
-
+    RAW_POSIX_DRIVER_COMMON,
     .bdrv_open = hdev_open,
-    .bdrv_close = raw_close,
-    .bdrv_refresh_limits = raw_refresh_limits,
-
-    .bdrv_co_preadv = raw_co_preadv,
-    .bdrv_co_pwritev = raw_co_pwritev,
-    .bdrv_co_pwrite_zeroes = raw_co_pwrite_zeroes,
-    .bdrv_co_pdiscard = raw_co_pdiscard,
-    .bdrv_co_flush_to_disk = raw_co_flush_to_disk,
-    .bdrv_co_block_status = raw_co_block_status,
-    .bdrv_co_truncate = raw_co_truncate,
-    .bdrv_getlength = raw_getlength,
-    .bdrv_get_allocated_file_size = raw_get_allocated_file_size,
-
-    .supported_zero_flags = BDRV_REQ_MAY_UNMAP | BDRV_REQ_NO_FALLBACK,
 };

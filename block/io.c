@@ -175,22 +175,33 @@ static int coroutine_fn bdrv_aligned_preadv(BlockDriverState *bs,
     return 0;
 }
 
+/*
+ * Read the aligned block at blk into a new bounce buffer of
+ * request_alignment bytes. *buf must be qemu_vfree()d, also on error.
+ */
+static int coroutine_fn bdrv_co_read_block(BlockDriverState *bs,
+                                           int64_t blk, uint8_t **buf)
+{
+    int64_t align = bs->bl.request_alignment;
+    QEMUIOVector bq;
+
+    *buf = qemu_try_blockalign(bs, align);
+    if (!*buf) {
+        return -ENOMEM;
+    }
+    qemu_iovec_init_buf(&bq, *buf, align);
+    return bdrv_aligned_preadv(bs, blk, align, &bq, 0);
+}
+
 /* Read part [head, head + n) of the aligned block at blk into qiov. */
 static int coroutine_fn bdrv_co_read_partial(BlockDriverState *bs,
                                              int64_t blk, int64_t head,
                                              int64_t n, QEMUIOVector *qiov,
                                              size_t qoff)
 {
-    int64_t align = bs->bl.request_alignment;
-    uint8_t *buf = qemu_try_blockalign(bs, align);
-    QEMUIOVector bq;
-    int ret;
+    uint8_t *buf;
+    int ret = bdrv_co_read_block(bs, blk, &buf);
 
-    if (!buf) {
-        return -ENOMEM;
-    }
-    qemu_iovec_init_buf(&bq, buf, align);
-    ret = bdrv_aligned_preadv(bs, blk, align, &bq, 0);
     if (ret == 0) {
         qemu_iovec_from_buf(qiov, qoff, buf + head, n);
     }
@@ -210,6 +221,11 @@ typedef int coroutine_fn BdrvWholeFn(BlockDriverState *bs, int64_t offset,
                                      int64_t bytes, QEMUIOVector *qiov,
                                      size_t qoff, BdrvRequestFlags flags);
 
+/*
+ * Coroutine context; returns the first error or 0. partial gets each
+ * unaligned edge (blk is the block's aligned offset, [head, head + n) the
+ * part inside the request), whole gets the aligned middle in one call.
+ */
 static int coroutine_fn bdrv_co_split_aligned(BlockDriverState *bs,
                                               int64_t offset, int64_t bytes,
                                               QEMUIOVector *qiov, size_t qoff,
@@ -244,6 +260,7 @@ static int coroutine_fn bdrv_co_split_aligned(BlockDriverState *bs,
     return 0;
 }
 
+/* The read side of bdrv_co_split_aligned(): head/tail and middle. */
 static int coroutine_fn bdrv_read_partial_cb(BlockDriverState *bs,
                                              int64_t blk, int64_t head,
                                              int64_t n, QEMUIOVector *qiov,
@@ -259,34 +276,6 @@ static int coroutine_fn bdrv_read_whole_cb(BlockDriverState *bs,
                                            BdrvRequestFlags flags)
 {
     return bdrv_aligned_preadv(bs, offset, bytes, qiov, qoff);
-}
-
-/*
- * Entry point of every read. Flags are not passed to drivers yet:
- * COPY_ON_READ and PREFETCH belong to request tracking (issue 3), and no
- * read flag is defined for drivers. Bytes past EOF read as zeroes.
- */
-int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
-                                int64_t bytes, QEMUIOVector *qiov,
-                                BdrvRequestFlags flags)
-{
-    BlockDriverState *bs = bdrv_child_node(child);
-    int ret;
-
-    if (!bs) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_request(offset, bytes, qiov);
-    if (ret < 0 || bytes == 0) {
-        return ret;
-    }
-    trace_bdrv_co_preadv(bs, offset, bytes, flags);
-    bs->in_flight++;
-    ret = bdrv_co_split_aligned(bs, offset, bytes, qiov, 0, flags,
-                                bdrv_read_partial_cb, bdrv_read_whole_cb);
-    bs->in_flight--;
-    trace_bdrv_co_request_done(bs, "read", offset, bytes, ret);
-    return ret;
 }
 
 /* ---- Writes */
@@ -353,23 +342,20 @@ static int coroutine_fn bdrv_write_partial_cb(BlockDriverState *bs,
                                               BdrvRequestFlags flags)
 {
     int64_t align = bs->bl.request_alignment;
-    uint8_t *buf = qemu_try_blockalign(bs, align);
+    uint8_t *buf;
     QEMUIOVector bq;
     int ret;
 
-    if (!buf) {
-        return -ENOMEM;
-    }
     trace_bdrv_co_rmw(bs, blk, align);
-    qemu_iovec_init_buf(&bq, buf, align);
     qemu_co_mutex_lock(&bs->rmw_lock);
-    ret = bdrv_aligned_preadv(bs, blk, align, &bq, 0);
+    ret = bdrv_co_read_block(bs, blk, &buf);
     if (ret == 0) {
         if (qiov) {
             qemu_iovec_to_buf(qiov, qoff, buf + head, n);
         } else {
             memset(buf + head, 0, n);
         }
+        qemu_iovec_init_buf(&bq, buf, align);
         ret = bdrv_aligned_pwritev(bs, blk, align, &bq, 0, flags);
     }
     qemu_co_mutex_unlock(&bs->rmw_lock);
@@ -377,6 +363,7 @@ static int coroutine_fn bdrv_write_partial_cb(BlockDriverState *bs,
     return ret;
 }
 
+/* Aligned middle of a write; partial blocks go through the RMW above. */
 static int coroutine_fn bdrv_write_whole_cb(BlockDriverState *bs,
                                             int64_t offset, int64_t bytes,
                                             QEMUIOVector *qiov, size_t qoff,
@@ -512,6 +499,76 @@ static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
     return ret;
 }
 
+/* ---- Entry points of the data requests */
+
+/* The requests that share bdrv_co_data_request()'s entry sequence. */
+typedef enum BdrvDataOp {
+    BDRV_DATA_READ,
+    BDRV_DATA_WRITE,
+    BDRV_DATA_ZERO,
+} BdrvDataOp;
+
+/*
+ * What reads, writes and zero writes do on entry: refuse a missing
+ * medium and bad ranges (and, for the modifying ones, read-only nodes and
+ * writes past a format node's end), fire the request's trace point and
+ * count the request in bs->in_flight while it runs. Empty requests
+ * succeed without reaching the driver. qiov is NULL for zero writes.
+ */
+static int coroutine_fn bdrv_co_data_request(BdrvChild *child, BdrvDataOp op,
+                                             int64_t offset, int64_t bytes,
+                                             QEMUIOVector *qiov,
+                                             BdrvRequestFlags flags)
+{
+    static const char *const op_names[] = {
+        [BDRV_DATA_READ] = "read", [BDRV_DATA_WRITE] = "write",
+        [BDRV_DATA_ZERO] = "zero",
+    };
+    BlockDriverState *bs = bdrv_child_node(child);
+    int ret;
+
+    if (!bs) {
+        return -ENOMEDIUM;
+    }
+    ret = op == BDRV_DATA_READ ? bdrv_check_request(offset, bytes, qiov)
+                               : bdrv_check_write(bs, offset, bytes, qiov);
+    if (ret < 0 || bytes == 0) {
+        return ret;
+    }
+    bs->in_flight++;
+    switch (op) {
+    case BDRV_DATA_READ:
+        trace_bdrv_co_preadv(bs, offset, bytes, flags);
+        ret = bdrv_co_split_aligned(bs, offset, bytes, qiov, 0, flags,
+                                    bdrv_read_partial_cb, bdrv_read_whole_cb);
+        break;
+    case BDRV_DATA_WRITE:
+        trace_bdrv_co_pwritev(bs, offset, bytes, flags);
+        ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, 0, flags);
+        break;
+    case BDRV_DATA_ZERO:
+        trace_bdrv_co_pwrite_zeroes(bs, offset, bytes, flags);
+        ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags);
+        break;
+    }
+    bs->in_flight--;
+    trace_bdrv_co_request_done(bs, op_names[op], offset, bytes, ret);
+    return ret;
+}
+
+/*
+ * Entry point of every read. Flags are not passed to drivers yet:
+ * COPY_ON_READ and PREFETCH belong to request tracking (issue 3), and no
+ * read flag is defined for drivers. Bytes past EOF read as zeroes.
+ */
+int coroutine_fn bdrv_co_preadv(BdrvChild *child, int64_t offset,
+                                int64_t bytes, QEMUIOVector *qiov,
+                                BdrvRequestFlags flags)
+{
+    return bdrv_co_data_request(child, BDRV_DATA_READ, offset, bytes, qiov,
+                                flags);
+}
+
 /*
  * Entry point of every zero write. MAY_UNMAP is dropped unless the node
  * was opened with discard=unmap, as in QEMU; FUA is emulated by a flush
@@ -520,22 +577,8 @@ static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
 int coroutine_fn bdrv_co_pwrite_zeroes(BdrvChild *child, int64_t offset,
                                        int64_t bytes, BdrvRequestFlags flags)
 {
-    BlockDriverState *bs = bdrv_child_node(child);
-    int ret;
-
-    if (!bs) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_write(bs, offset, bytes, NULL);
-    if (ret < 0 || bytes == 0) {
-        return ret;
-    }
-    trace_bdrv_co_pwrite_zeroes(bs, offset, bytes, flags);
-    bs->in_flight++;
-    ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags);
-    bs->in_flight--;
-    trace_bdrv_co_request_done(bs, "zero", offset, bytes, ret);
-    return ret;
+    return bdrv_co_data_request(child, BDRV_DATA_ZERO, offset, bytes, NULL,
+                                flags);
 }
 
 /*
@@ -548,25 +591,11 @@ int coroutine_fn bdrv_co_pwritev(BdrvChild *child, int64_t offset,
                                  int64_t bytes, QEMUIOVector *qiov,
                                  BdrvRequestFlags flags)
 {
-    BlockDriverState *bs = bdrv_child_node(child);
-    int ret;
+    BdrvDataOp op = flags & BDRV_REQ_ZERO_WRITE ? BDRV_DATA_ZERO
+                                                : BDRV_DATA_WRITE;
 
-    if (flags & BDRV_REQ_ZERO_WRITE) {
-        return bdrv_co_pwrite_zeroes(child, offset, bytes, flags);
-    }
-    if (!bs) {
-        return -ENOMEDIUM;
-    }
-    ret = bdrv_check_write(bs, offset, bytes, qiov);
-    if (ret < 0 || bytes == 0) {
-        return ret;
-    }
-    trace_bdrv_co_pwritev(bs, offset, bytes, flags);
-    bs->in_flight++;
-    ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, 0, flags);
-    bs->in_flight--;
-    trace_bdrv_co_request_done(bs, "write", offset, bytes, ret);
-    return ret;
+    return bdrv_co_data_request(child, op, offset, bytes,
+                                op == BDRV_DATA_ZERO ? NULL : qiov, flags);
 }
 
 /* Flat-buffer conveniences over the vector versions. */
@@ -888,6 +917,12 @@ out:
     return ret;
 }
 
+/*
+ * RECURSE refinement of a format's DATA answer: ask its file about the
+ * host range at map. Where the file has a hole (or ends) the data reads
+ * as zeroes, so ZERO is added and *pnum shrinks to the file's answer; if
+ * the file cannot tell, ret is returned unchanged. Coroutine context.
+ */
 static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
                                                  int ret, int64_t map,
                                                  int64_t *pnum)

@@ -1,6 +1,7 @@
 /*
- * qcow2 guest-to-host mapping: L1/L2 lookups, allocating writes, zero
- * clusters, discard, compressed clusters.
+ * qcow2 guest-to-host mapping and the request path: L1/L2 lookups,
+ * allocating writes, zero clusters, discard, compressed clusters, and the
+ * driver's read/write/zero/discard/flush/block-status callbacks.
  *
  * State: the active L1 table (s->l1_table, CPU order, written through
  * entry by entry) and L2 tables in the bounded L2 cache (as on disk).
@@ -425,28 +426,41 @@ out:
 
 /* New L2 entry for a zero/discard request, given the old one. */
 static uint64_t zero_discard_entry(BlockDriverState *bs, uint64_t old,
-                                   bool zero, bool unmap)
+                                   Qcow2ZeroMode mode)
 {
+    BDRVQcow2State *s = bs->opaque;
     Qcow2ClusterType t = qcow2_l2e_type(old);
 
-    if (!zero) {
+    switch (mode) {
+    case QCOW2_DISCARD_FULL:
         return 0;
+    case QCOW2_DISCARD_GUEST:
+        /*
+         * As QEMU: v2 cannot hide the backing file (no zero flag), so
+         * there discard only works without one; unallocated stays so.
+         */
+        if (s->qcow_version < 3) {
+            return bs->backing ? old : 0;
+        }
+        return t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing
+               ? 0 : QCOW_OFLAG_ZERO;
+    case QCOW2_ZERO_KEEP:
+        if ((old & QCOW_OFLAG_COPIED) &&
+            (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC)) {
+            /* Exclusively owned: keep the cluster as preallocated zeroes. */
+            return (old & L2E_OFFSET_MASK) | QCOW_OFLAG_ZERO |
+                   QCOW_OFLAG_COPIED;
+        }
+        return QCOW_OFLAG_ZERO;
+    default:
+        return QCOW_OFLAG_ZERO;
     }
-    if (!unmap && (old & QCOW_OFLAG_COPIED) &&
-        (t == QCOW2_CLUSTER_NORMAL || t == QCOW2_CLUSTER_ZERO_ALLOC)) {
-        /* Exclusively owned: keep the cluster as preallocated zeroes. */
-        return (old & L2E_OFFSET_MASK) | QCOW_OFLAG_ZERO | QCOW_OFLAG_COPIED;
-    }
-    if (t == QCOW2_CLUSTER_UNALLOCATED && !bs->backing) {
-        return 0;
-    }
-    return QCOW_OFLAG_ZERO;
 }
 
 /* Zero/discard whole clusters [offset, offset+bytes) within one L2 table. */
 static int coroutine_fn zero_discard_in_table(BlockDriverState *bs,
                                               uint64_t offset, uint64_t n,
-                                              bool zero, bool unmap)
+                                              Qcow2ZeroMode mode)
 {
     BDRVQcow2State *s = bs->opaque;
     int idx0 = qcow2_offset_to_l2_index(s, offset);
@@ -460,7 +474,8 @@ static int coroutine_fn zero_discard_in_table(BlockDriverState *bs,
         return ret;
     }
     if (!l2) {
-        if (!zero || !bs->backing) {
+        if (mode == QCOW2_DISCARD_FULL ||
+            (mode == QCOW2_DISCARD_GUEST && !bs->backing)) {
             return 0;   /* already reads as the request wants */
         }
     } else {
@@ -472,7 +487,7 @@ static int coroutine_fn zero_discard_in_table(BlockDriverState *bs,
     }
     for (uint64_t i = 0; i < n; i++) {
         uint64_t old = qcow2_l2e_get(s, l2, idx0 + i);
-        uint64_t new = zero_discard_entry(bs, old, zero, unmap);
+        uint64_t new = zero_discard_entry(bs, old, mode);
         if (new == old) {
             continue;
         }
@@ -504,15 +519,21 @@ static int coroutine_fn zero_discard_in_table(BlockDriverState *bs,
 
 int coroutine_fn qcow2_co_zero_or_discard(BlockDriverState *bs,
                                           uint64_t offset, uint64_t bytes,
-                                          bool zero, bool unmap)
+                                          Qcow2ZeroMode mode)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t end = offset + bytes;
 
     g_assert(qcow2_offset_into_cluster(s, offset) == 0);
-    trace_qcow2_zero_or_discard(bs, offset, bytes, zero, unmap);
-    if (zero && s->qcow_version < 3) {
-        return -ENOTSUP;
+    trace_qcow2_zero_or_discard(bs, offset, bytes, mode);
+    if ((mode == QCOW2_ZERO_KEEP || mode == QCOW2_ZERO_UNMAP) &&
+        s->qcow_version < 3) {
+        /* v2 has no zero flag, but unallocated reads as zero without
+         * a backing file (QEMU does the same). */
+        if (bs->backing) {
+            return -ENOTSUP;
+        }
+        mode = QCOW2_DISCARD_FULL;
     }
     while (offset < end) {
         uint64_t table_end = (qcow2_offset_to_l1_index(s, offset) + 1) <<
@@ -524,7 +545,7 @@ int coroutine_fn qcow2_co_zero_or_discard(BlockDriverState *bs,
         if (qcow2_offset_to_l1_index(s, offset) >= s->l1_size) {
             break;
         }
-        ret = zero_discard_in_table(bs, offset, n, zero, unmap);
+        ret = zero_discard_in_table(bs, offset, n, mode);
         if (ret < 0) {
             return ret;
         }
@@ -644,4 +665,457 @@ int coroutine_fn qcow2_co_preallocate_metadata(BlockDriverState *bs,
         offset = chunk_end;
     }
     return 0;
+}
+
+/* ---- Request callbacks (the driver struct is in qcow2.c) */
+
+/* Lock held: fail writes after corruption; set the dirty bit if lazy. */
+int coroutine_fn qcow2_co_prepare_write(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    if (s->corrupt_signalled) {
+        return -EIO;
+    }
+    if (s->use_lazy_refcounts &&
+        !(s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
+        return qcow2_co_mark_dirty(bs);
+    }
+    return 0;
+}
+
+/* Read one mapped extent of n bytes into qiov[qiov_off..] (lock dropped). */
+static int coroutine_fn read_extent(BlockDriverState *bs, uint64_t offset,
+                                    uint64_t n, Qcow2ClusterType type,
+                                    uint64_t host, QEMUIOVector *qiov,
+                                    size_t qiov_off)
+{
+    BDRVQcow2State *s = bs->opaque;
+    QEMUIOVector sub;
+    uint8_t *buf;
+    int ret = 0;
+
+    switch (type) {
+    case QCOW2_CLUSTER_UNALLOCATED:
+        if (!bs->backing) {
+            qemu_iovec_memset(qiov, qiov_off, 0, n);
+            return 0;
+        }
+        qemu_iovec_init_slice(&sub, qiov, qiov_off, n);
+        ret = bdrv_co_preadv(bs->backing, offset, n, &sub, 0);
+        qemu_iovec_destroy(&sub);
+        return ret;
+    case QCOW2_CLUSTER_NORMAL:
+        qemu_iovec_init_slice(&sub, qiov, qiov_off, n);
+        ret = bdrv_co_preadv(bs->file, host, n, &sub, 0);
+        qemu_iovec_destroy(&sub);
+        return ret;
+    case QCOW2_CLUSTER_COMPRESSED:
+        buf = qemu_blockalign(s->cluster_size);
+        ret = qcow2_co_decompress(bs, host, buf);
+        if (ret == 0) {
+            qemu_iovec_from_buf(qiov, qiov_off,
+                                buf + qcow2_offset_into_cluster(s, offset), n);
+        }
+        qemu_vfree(buf);
+        return ret;
+    default:
+        qemu_iovec_memset(qiov, qiov_off, 0, n);
+        return 0;
+    }
+}
+
+/*
+ * .bdrv_co_preadv: map the request extent by extent under s->lock and
+ * read each extent with the lock dropped (data, backing, zeroes or
+ * decompressed data).
+ */
+int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
+                                        int64_t bytes, QEMUIOVector *qiov,
+                                        BdrvRequestFlags flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    size_t qiov_off = 0;
+    int ret = 0;
+
+    trace_qcow2_co_preadv(bs, offset, bytes);
+    while (bytes > 0) {
+        uint64_t n = bytes, host;
+        Qcow2ClusterType type;
+
+        qemu_co_mutex_lock(&s->lock);
+        ret = qcow2_co_get_host_offset(bs, offset, &n, &host, &type);
+        qemu_co_mutex_unlock(&s->lock);
+        if (ret < 0) {
+            return ret;
+        }
+        ret = read_extent(bs, offset, n, type, host, qiov, qiov_off);
+        if (ret < 0) {
+            return ret;
+        }
+        offset += n;
+        bytes -= n;
+        qiov_off += n;
+    }
+    return 0;
+}
+
+/*
+ * Lock held. Length of the extent at offset (within one L2 table) that
+ * can be overwritten in place (*host set), or that needs allocation
+ * (*host = 0).
+ */
+static int coroutine_fn writable_extent(BlockDriverState *bs, uint64_t offset,
+                                        uint64_t *bytes, uint64_t *host)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t n = *bytes, h, first;
+    int idx;
+    void *l2;
+    int ret;
+
+    ret = qcow2_co_get_host_offset(bs, offset, &n, &h, &(Qcow2ClusterType){0});
+    if (ret < 0) {
+        return ret;
+    }
+    ret = qcow2_co_get_l2(bs, offset, false, &l2);
+    if (ret < 0) {
+        return ret;
+    }
+    *host = 0;
+    first = qcow2_start_of_cluster(s, offset);
+    idx = qcow2_offset_to_l2_index(s, offset);
+    if (l2) {
+        uint64_t l2e = qcow2_l2e_get(s, l2, idx);
+        bool in_place = qcow2_l2e_type(l2e) == QCOW2_CLUSTER_NORMAL &&
+                        (l2e & QCOW_OFLAG_COPIED);
+        uint64_t pos = first + s->cluster_size;
+        /* Extend over clusters of the same kind (contiguous for in-place). */
+        while (pos < offset + n) {
+            uint64_t e = qcow2_l2e_get(s, l2, qcow2_offset_to_l2_index(s, pos));
+            bool ip = qcow2_l2e_type(e) == QCOW2_CLUSTER_NORMAL &&
+                      (e & QCOW_OFLAG_COPIED);
+            if (ip != in_place || (ip && (e & L2E_OFFSET_MASK) !=
+                (l2e & L2E_OFFSET_MASK) + (pos - first))) {
+                break;
+            }
+            pos += s->cluster_size;
+        }
+        n = MIN(n, pos - offset);
+        if (in_place) {
+            *host = (l2e & L2E_OFFSET_MASK) + (offset - first);
+        }
+        qcow2_cache_put(s->l2_table_cache, &l2);
+    }
+    *bytes = n;
+    return 0;
+}
+
+/* Write part of a request at offset; lock held on entry and exit. */
+static int coroutine_fn write_step(BlockDriverState *bs, uint64_t offset,
+                                   uint64_t *bytes, QEMUIOVector *qiov,
+                                   size_t qiov_off)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t host;
+    QEMUIOVector sub;
+    int ret;
+
+    ret = writable_extent(bs, offset, bytes, &host);
+    if (ret < 0) {
+        return ret;
+    }
+    if (!host) {
+        return qcow2_co_alloc_write(bs, offset, *bytes, qiov, qiov_off);
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    qemu_iovec_init_slice(&sub, qiov, qiov_off, *bytes);
+    ret = bdrv_co_pwritev(bs->file, host, *bytes, &sub, 0);
+    qemu_iovec_destroy(&sub);
+    qemu_co_mutex_lock(&s->lock);
+    return ret;
+}
+
+/*
+ * .bdrv_co_pwritev: in-place writes to exclusively owned clusters drop the
+ * lock during the data write; everything else goes through the allocating
+ * path with the lock held (see qcow2-cluster.c for the ordering).
+ */
+int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
+                                         int64_t bytes, QEMUIOVector *qiov,
+                                         BdrvRequestFlags flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    size_t qiov_off = 0;
+    int ret;
+
+    trace_qcow2_co_pwritev(bs, offset, bytes);
+    qemu_co_mutex_lock(&s->lock);
+    ret = qcow2_co_prepare_write(bs);
+    while (ret >= 0 && bytes > 0) {
+        uint64_t n = bytes;
+        ret = write_step(bs, offset, &n, qiov, qiov_off);
+        offset += n;
+        bytes -= n;
+        qiov_off += n;
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    return ret < 0 ? ret : 0;
+}
+
+/* Write explicit zeroes to [offset, offset + bytes) (partial clusters). */
+static int coroutine_fn write_zero_buffer(BlockDriverState *bs,
+                                          int64_t offset, int64_t bytes)
+{
+    QEMUIOVector qiov;
+    uint8_t *buf;
+    int ret;
+
+    if (bytes <= 0) {
+        return 0;
+    }
+    buf = qemu_blockalign(bytes);
+    memset(buf, 0, bytes);
+    qemu_iovec_init_buf(&qiov, buf, bytes);
+    ret = qcow2_co_pwritev(bs, offset, bytes, &qiov, 0);
+    qemu_vfree(buf);
+    return ret;
+}
+
+/* Cluster-aligned part [*start, *end) of a request; image end counts. */
+static void aligned_part(BlockDriverState *bs, int64_t offset, int64_t bytes,
+                         int64_t *start, int64_t *end)
+{
+    BDRVQcow2State *s = bs->opaque;
+
+    *start = QEMU_ALIGN_UP(offset, s->cluster_size);
+    *end = offset + bytes == bs->total_bytes
+           ? QEMU_ALIGN_UP(offset + bytes, s->cluster_size)
+           : QEMU_ALIGN_DOWN(offset + bytes, s->cluster_size);
+    if (*end < *start) {
+        *end = *start;
+    }
+}
+
+/* Apply a zero mode to whole clusters [start, end) under the lock. */
+static int coroutine_fn zero_clusters(BlockDriverState *bs, int64_t start,
+                                      int64_t end, Qcow2ZeroMode mode)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    qemu_co_mutex_lock(&s->lock);
+    ret = qcow2_co_prepare_write(bs);
+    if (ret >= 0) {
+        ret = qcow2_co_zero_or_discard(bs, start, end - start, mode);
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/*
+ * Zero [off, off + len), a strict part of the cluster at c. If the cluster
+ * already reads as zero in this layer, zero the whole cluster through
+ * metadata (as QEMU does); else write zero data (-ENOTSUP with
+ * NO_FALLBACK).
+ */
+static int coroutine_fn zero_partial_cluster(BlockDriverState *bs, int64_t c,
+                                             int64_t off, int64_t len,
+                                             Qcow2ZeroMode mode,
+                                             BdrvRequestFlags flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t n = s->cluster_size, host;
+    Qcow2ClusterType type;
+    int ret;
+
+    qemu_co_mutex_lock(&s->lock);
+    ret = qcow2_co_get_host_offset(bs, c, &n, &host, &type);
+    qemu_co_mutex_unlock(&s->lock);
+    if (ret < 0) {
+        return ret;
+    }
+    if (type == QCOW2_CLUSTER_ZERO_PLAIN || type == QCOW2_CLUSTER_ZERO_ALLOC ||
+        (type == QCOW2_CLUSTER_UNALLOCATED && !bs->backing)) {
+        return zero_clusters(bs, c, c + s->cluster_size, mode);
+    }
+    if (flags & BDRV_REQ_NO_FALLBACK) {
+        return -ENOTSUP;
+    }
+    return write_zero_buffer(bs, off, len);
+}
+
+/*
+ * .bdrv_co_pwrite_zeroes: whole clusters become zero clusters (v3 only;
+ * with MAY_UNMAP their host clusters are freed); partial clusters at the
+ * edges are written as explicit zeroes. v2 returns -ENOTSUP so the core
+ * writes zero buffers.
+ */
+int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs,
+                                        int64_t offset, int64_t bytes,
+                                        BdrvRequestFlags flags)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t end = offset + bytes, cs = s->cluster_size;
+    Qcow2ZeroMode mode = (flags & BDRV_REQ_MAY_UNMAP) ? QCOW2_ZERO_UNMAP
+                                                      : QCOW2_ZERO_KEEP;
+    int ret;
+
+    trace_qcow2_co_pwrite_zeroes(bs, offset, bytes, flags);
+    if (s->qcow_version < 3 && bs->backing) {
+        return -ENOTSUP;
+    }
+    if (!QEMU_IS_ALIGNED(offset, cs)) {
+        int64_t head_end = MIN(QEMU_ALIGN_UP(offset, cs), end);
+        ret = zero_partial_cluster(bs, QEMU_ALIGN_DOWN(offset, cs), offset,
+                                   head_end - offset, mode, flags);
+        if (ret < 0 || head_end == end) {
+            return ret;
+        }
+        offset = head_end;
+    }
+    if (!QEMU_IS_ALIGNED(end, cs) && end != bs->total_bytes) {
+        int64_t tail = QEMU_ALIGN_DOWN(end, cs);
+        ret = zero_partial_cluster(bs, tail, tail, end - tail, mode, flags);
+        if (ret < 0 || tail == offset) {
+            return ret;
+        }
+        end = tail;
+    }
+    return zero_clusters(bs, offset, QEMU_ALIGN_UP(end, cs), mode);
+}
+
+/*
+ * .bdrv_co_pdiscard: whole clusters only. Like QEMU, discarded clusters
+ * read as zeroes on v3 (zero flag); v2 images with a backing file keep
+ * their data (the backing file must not show through).
+ */
+int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs,
+                                          int64_t offset, int64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t start, end;
+    int ret;
+
+    trace_qcow2_co_pdiscard(bs, offset, bytes);
+    aligned_part(bs, offset, bytes, &start, &end);
+    if (start >= end) {
+        return 0;   /* discard is advisory: partial clusters are kept */
+    }
+    qemu_co_mutex_lock(&s->lock);
+    ret = qcow2_co_prepare_write(bs);
+    if (ret >= 0) {
+        ret = qcow2_co_zero_or_discard(bs, start, end - start,
+                                       QCOW2_DISCARD_GUEST);
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* .bdrv_co_flush_to_os: write back both caches in dependency order. */
+int coroutine_fn qcow2_co_flush_to_os(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int ret;
+
+    trace_qcow2_co_flush(bs);
+    qemu_co_mutex_lock(&s->lock);
+    ret = qcow2_co_flush_metadata(bs);
+    qemu_co_mutex_unlock(&s->lock);
+    return ret;
+}
+
+/* BDRV_BLOCK_* status of a cluster type. */
+static int type_status(Qcow2ClusterType type)
+{
+    switch (type) {
+    case QCOW2_CLUSTER_NORMAL:
+        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+    case QCOW2_CLUSTER_ZERO_ALLOC:
+        return BDRV_BLOCK_ZERO | BDRV_BLOCK_OFFSET_VALID;
+    case QCOW2_CLUSTER_ZERO_PLAIN:
+        return BDRV_BLOCK_ZERO;
+    case QCOW2_CLUSTER_COMPRESSED:
+        return BDRV_BLOCK_DATA;
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Lock held. True when many more clusters are referenced than the file
+ * has allocated on the host: metadata preallocation left holes behind
+ * data clusters, so their status must be refined by the file.
+ */
+static bool coroutine_fn detect_metadata_prealloc(BlockDriverState *bs)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int64_t real = bdrv_get_allocated_file_size(bs->file->bs);
+    int64_t fsize = qcow2_file_size(bs);
+    int64_t real_clusters, threshold, nb;
+
+    if (real < 0 || fsize < 0) {
+        return false;
+    }
+    real_clusters = real / s->cluster_size;
+    threshold = MAX(real_clusters * 10 / 9, real_clusters + 2);
+    nb = DIV_ROUND_UP(fsize, s->cluster_size);
+    for (int64_t i = 0; i < nb && threshold > 0; i++) {
+        uint64_t rc;
+        if (qcow2_co_get_refcount(bs, i, &rc) < 0) {
+            return false;
+        }
+        threshold -= rc != 0;
+    }
+    return threshold == 0;
+}
+
+/*
+ * .bdrv_co_block_status with QEMU semantics: normal -> DATA|OFFSET_VALID
+ * (host offset in *map, *file = the file node), zero -> ZERO (plus
+ * OFFSET_VALID when preallocated), compressed -> DATA, unallocated -> 0.
+ * Extents of the same kind are merged across L2 tables.
+ */
+int coroutine_fn qcow2_co_block_status(BlockDriverState *bs,
+                                              bool want_zero, int64_t offset,
+                                              int64_t bytes, int64_t *pnum,
+                                              int64_t *map,
+                                              BlockDriverState **file)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t n = bytes, host, first_host = 0, pos;
+    Qcow2ClusterType type, t;
+    int ret, status;
+
+    qemu_co_mutex_lock(&s->lock);
+    if (!s->metadata_prealloc_checked) {
+        s->metadata_prealloc = detect_metadata_prealloc(bs);
+        s->metadata_prealloc_checked = true;
+    }
+    ret = qcow2_co_get_host_offset(bs, offset, &n, &first_host, &type);
+    status = type_status(type);
+    /* Merge following extents of the same kind, across L2 tables. */
+    for (pos = offset + n; ret >= 0 && pos < (uint64_t)offset + bytes;
+         pos += n) {
+        n = offset + bytes - pos;
+        if (qcow2_co_get_host_offset(bs, pos, &n, &host, &t) < 0 ||
+            type_status(t) != status ||
+            ((status & BDRV_BLOCK_OFFSET_VALID) &&
+             host != first_host + (pos - offset))) {
+            break;
+        }
+    }
+    qemu_co_mutex_unlock(&s->lock);
+    if (ret < 0) {
+        return ret;
+    }
+    *pnum = pos - offset;
+    if (status & BDRV_BLOCK_OFFSET_VALID) {
+        *map = first_host;
+        *file = bs->file->bs;
+        if (s->metadata_prealloc && (status & BDRV_BLOCK_DATA)) {
+            status |= BDRV_BLOCK_RECURSE;
+        }
+    }
+    return status;
 }

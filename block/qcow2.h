@@ -514,16 +514,22 @@ int coroutine_fn qcow2_co_grow_l1(BlockDriverState *bs, uint64_t min_size);
 /* Read and inflate the compressed cluster of l2e into buf (cluster size). */
 int coroutine_fn qcow2_co_decompress(BlockDriverState *bs, uint64_t l2e,
                                      uint8_t *buf);
+/* What qcow2_co_zero_or_discard does to each whole cluster. */
+typedef enum Qcow2ZeroMode {
+    QCOW2_ZERO_KEEP,      /* zero flag; owned host clusters stay allocated */
+    QCOW2_ZERO_UNMAP,     /* zero flag; host clusters are freed */
+    QCOW2_DISCARD_GUEST,  /* guest discard: v3 reads zeroes, v2 backing */
+    QCOW2_DISCARD_FULL,   /* entries cleared: reads the backing file */
+} Qcow2ZeroMode;
+
 /*
- * Make whole clusters of [offset, offset + bytes) read as zero (zero
- * flag, v3 only) or, with full_discard, unallocated. unmap frees host
- * clusters; otherwise exclusively-owned normal clusters are kept as
- * preallocated zero clusters. Crash-safe: L2 updates reach the disk
- * before any refcount decrease.
+ * Apply mode to the whole clusters of [offset, offset + bytes) (offset
+ * cluster aligned). Zero modes need v3 (-ENOTSUP on v2). Crash-safe: L2
+ * updates reach the disk before any refcount decrease.
  */
 int coroutine_fn qcow2_co_zero_or_discard(BlockDriverState *bs,
                                           uint64_t offset, uint64_t bytes,
-                                          bool zero, bool unmap);
+                                          Qcow2ZeroMode mode);
 /*
  * Write [offset, offset + bytes) of guest data from qiov at qiov_offset
  * into clusters that need allocation (lock held throughout); the range
@@ -536,6 +542,31 @@ int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
 int coroutine_fn qcow2_co_preallocate_metadata(BlockDriverState *bs,
                                                uint64_t offset,
                                                uint64_t bytes);
+
+/*
+ * Request callbacks of the driver (qcow2-cluster.c); see block_int.h for
+ * their contracts. They take s->lock themselves.
+ */
+int coroutine_fn qcow2_co_preadv(BlockDriverState *bs, int64_t offset,
+                                 int64_t bytes, QEMUIOVector *qiov,
+                                 BdrvRequestFlags flags);
+int coroutine_fn qcow2_co_pwritev(BlockDriverState *bs, int64_t offset,
+                                  int64_t bytes, QEMUIOVector *qiov,
+                                  BdrvRequestFlags flags);
+int coroutine_fn qcow2_co_pwrite_zeroes(BlockDriverState *bs, int64_t offset,
+                                        int64_t bytes, BdrvRequestFlags flags);
+int coroutine_fn qcow2_co_pdiscard(BlockDriverState *bs, int64_t offset,
+                                   int64_t bytes);
+int coroutine_fn qcow2_co_flush_to_os(BlockDriverState *bs);
+int coroutine_fn qcow2_co_block_status(BlockDriverState *bs, bool want_zero,
+                                       int64_t offset, int64_t bytes,
+                                       int64_t *pnum, int64_t *map,
+                                       BlockDriverState **file);
+/*
+ * Lock held: before any metadata change. Fails after corruption was
+ * signalled; with lazy refcounts sets the dirty bit first.
+ */
+int coroutine_fn qcow2_co_prepare_write(BlockDriverState *bs);
 
 /* ---- qcow2-cache.c: a bounded LRU cache of cluster-sized tables. */
 

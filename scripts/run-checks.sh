@@ -117,7 +117,7 @@ add_counts "$func"
 smoke="$ROOT/tests/fuzz/run-smoke.sh"
 if [ -x "$smoke" ]; then
     banner "fuzz smoke (tests/fuzz/run-smoke.sh)"
-    QBLK_BUILD="$BUILD_ABS" "$smoke" "$BUILD_ABS"
+    QBLK_BUILD="$BUILD_ABS" "$smoke"
     rc=$?
     if [ "$rc" -eq 0 ]; then
         add_counts "1 0"

@@ -152,6 +152,12 @@ const char *bdrv_get_filename(const BlockDriverState *bs);
 const char *bdrv_get_backing_filename(const BlockDriverState *bs);
 const char *bdrv_get_backing_format(const BlockDriverState *bs);
 /*
+ * The recorded format of bs's backing file, for opening it. Backing
+ * formats are never probed: when the header records none, set errp
+ * (saying how to record one) and return NULL.
+ */
+const char *bdrv_require_backing_format(BlockDriverState *bs, Error **errp);
+/*
  * The backing file name resolved relative to bs's directory, as QEMU
  * does; NULL (with errp set) when it cannot be resolved.
  */

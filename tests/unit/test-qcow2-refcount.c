@@ -38,6 +38,7 @@ static TestImage *image_new(const char *size, const char *cluster_size)
     return img;
 }
 
+/* Delete the image file. */
 static void image_free(TestImage *img)
 {
     unlink(img->path);
@@ -102,6 +103,7 @@ typedef struct RcCall {
     bool done;
 } RcCall;
 
+/* Run one refcount operation under s->lock, then flush the metadata. */
 static void coroutine_fn rc_call_entry(void *opaque)
 {
     RcCall *c = opaque;
@@ -133,6 +135,7 @@ static void coroutine_fn rc_call_entry(void *opaque)
     c->done = true;
 }
 
+/* Synchronous wrapper of rc_call_entry; returns its result. */
 static int64_t rc_call(BlockDriverState *bs, RcOp op, int64_t a1, int64_t a2,
                        int64_t a3, uint64_t *out)
 {
@@ -145,6 +148,7 @@ static int64_t rc_call(BlockDriverState *bs, RcOp op, int64_t a1, int64_t a2,
     return c.ret;
 }
 
+/* Refcount of the host cluster containing offset. */
 static uint64_t get_refcount(BlockDriverState *bs, int64_t offset)
 {
     BDRVQcow2State *s = bs->opaque;
@@ -187,6 +191,7 @@ static void assert_qemu_img_clean(TestImage *img)
 
 /* ---- Refcount tests */
 
+/* Allocation sets refcount 1 on exactly the clusters handed out. */
 static void test_alloc_increments(void)
 {
     TestImage *img = image_new("4M", "65536");
@@ -209,6 +214,7 @@ static void test_alloc_increments(void)
     image_free(img);
 }
 
+/* Freeing counts down to 0, never below, and the cluster is reused. */
 static void test_free_decrements_and_reuses(void)
 {
     TestImage *img = image_new("4M", "65536");
@@ -234,6 +240,7 @@ static void test_free_decrements_and_reuses(void)
     image_free(img);
 }
 
+/* At the 16-bit maximum an increment fails and changes nothing. */
 static void test_overflow_refused(void)
 {
     TestImage *img = image_new("4M", "65536");
@@ -260,6 +267,7 @@ static void test_overflow_refused(void)
     image_free(img);
 }
 
+/* Growing past one refcount block allocates another; still clean. */
 static void test_new_refblock_allocation(void)
 {
     /* 512-byte clusters: one refcount block describes 256 clusters. */
@@ -283,6 +291,7 @@ static void test_new_refblock_allocation(void)
 
 /* ---- Check tests */
 
+/* A freshly written image checks clean with exact bfi numbers. */
 static void test_check_clean(void)
 {
     TestImage *img = image_new("8M", "65536");
@@ -305,6 +314,7 @@ static void test_check_clean(void)
     image_free(img);
 }
 
+/* Allocated-but-unused clusters are leaks; FIX_LEAKS frees them. */
 static void test_check_leak_repair(void)
 {
     TestImage *img = image_new("8M", "65536");
@@ -332,6 +342,10 @@ static void test_check_leak_repair(void)
     image_free(img);
 }
 
+/*
+ * Refcount 0 on a used data cluster is corruption: FIX_LEAKS refuses
+ * (needs a rebuild), FIX_ERRORS raises the refcount.
+ */
 static void test_check_corruption(void)
 {
     TestImage *img = image_new("8M", "65536");
