@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Benchmark qblk-img/qblk-io side by side with qemu-img/qemu-io.
 
-    bench/run.py --build BUILD_DIR [--size 1G] [--pairs 3] [--dir TMPDIR]
+    bench/run.py --build BUILD_DIR [--size 1G] [--pairs 5] [--dir TMPDIR]
 
 One qcow2 image full of random data is created once in a temporary
 directory (python writes a raw file in big chunks, qemu-img converts it).
@@ -82,7 +82,12 @@ def workloads(img, size, d):
 
 
 def timed(argv, cleanup):
-    """Run @argv once; return seconds, or None if it failed."""
+    """Run @argv once; return seconds, or None if it failed.
+
+    Dirty pages left by the previous run are written back first (untimed),
+    so that no run pays for its predecessor's writeback.
+    """
+    os.sync()
     t0 = time.perf_counter()
     p = subprocess.run(argv, stdout=subprocess.DEVNULL,
                        stderr=subprocess.PIPE)
@@ -130,7 +135,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--build', default='build')
     ap.add_argument('--size', default='1G', help='image size (default 1G)')
-    ap.add_argument('--pairs', type=int, default=3)
+    ap.add_argument('--pairs', type=int, default=5)
     ap.add_argument('--dir', default=None, help='where to put the image')
     args = ap.parse_args()
     build = os.path.abspath(args.build)

@@ -38,6 +38,16 @@ typedef struct BDRVRawState {
     bool no_flush;          /* cache.no-flush=on: flush is a no-op */
     bool discard_unmap;     /* discard=unmap: punch holes on discard */
     int aio_flags;          /* QEMU_AIO_THREADS when the pool is forced */
+    /*
+     * With aio left at its default on a buffered (non-O_DIRECT) file,
+     * transfers of at least RAW_POOL_MIN_BYTES go to the thread pool: a
+     * buffered transfer is a kernel memory copy, which io_uring performs
+     * inline on the submitting (main loop) thread, so large copies would
+     * use one core; the pool spreads them over all cores. Small transfers
+     * stay on io_uring, whose inline completion is the lower latency.
+     * O_DIRECT files and aio=io_uring use io_uring for everything.
+     */
+    bool pool_for_large;
     bool has_zero_range;
     bool has_punch_hole;
     bool has_seek_data;
@@ -215,6 +225,7 @@ static int raw_open_common(BlockDriverState *bs, QDict *options, int flags,
         return -EINVAL;
     }
     s->aio_flags = got == IO_BACKEND_THREADS ? QEMU_AIO_THREADS : 0;
+    s->pool_for_large = kind == IO_BACKEND_AUTO && !s->direct;
 
     /* Read-only unless asked: a read-only user can never corrupt it */
     oflags = O_CLOEXEC | ((flags & BDRV_O_RDWR) ? O_RDWR : O_RDONLY);
@@ -328,20 +339,27 @@ static void raw_note_end(BlockDriverState *bs, int64_t end)
 /* ------------------------------------------------------------------ */
 /* Data path                                                            */
 
+/* Buffered transfers this large use the thread pool (see pool_for_large). */
+#define RAW_POOL_MIN_BYTES (256 * KiB)
+
 /* Read or write exactly bytes of qiov at offset; see raw-aio.h. */
 static int64_t coroutine_fn raw_co_rw(BlockDriverState *bs, int type,
                                       int64_t offset, int64_t bytes,
                                       QEMUIOVector *qiov)
 {
     BDRVRawState *s = bs->opaque;
+    int flags = s->aio_flags;
     QEMUIOVector slice;
     int64_t ret;
 
+    if (s->pool_for_large && bytes >= RAW_POOL_MIN_BYTES) {
+        flags |= QEMU_AIO_THREADS;
+    }
     if (qiov->size == (size_t)bytes) {
-        return io_backend_co_rw(s->fd, type | s->aio_flags, offset, qiov);
+        return io_backend_co_rw(s->fd, type | flags, offset, qiov);
     }
     qemu_iovec_init_slice(&slice, qiov, 0, bytes);
-    ret = io_backend_co_rw(s->fd, type | s->aio_flags, offset, &slice);
+    ret = io_backend_co_rw(s->fd, type | flags, offset, &slice);
     qemu_iovec_destroy(&slice);
     return ret;
 }
