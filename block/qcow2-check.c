@@ -96,20 +96,13 @@ static int coroutine_fn check_co_stored_refcount(Qcow2CheckState *cs,
                                                  int64_t c, uint64_t *rc)
 {
     BDRVQcow2State *s = cs->s;
-    uint64_t ti = (uint64_t)c >> s->refcount_block_bits;
-    uint64_t off;
+    uint64_t ti;
+    int64_t off = qcow2_refblock_offset(s, c, &ti);
     int ret;
 
     *rc = 0;
-    if (ti >= s->refcount_table_size) {
-        return 0;
-    }
-    off = s->refcount_table[ti] & REFT_OFFSET_MASK;
-    if (!off) {
-        return 0;
-    }
-    if (qcow2_offset_into_cluster(s, off)) {
-        return -EIO;
+    if (off <= 0) {
+        return off;
     }
     if (cs->rb_index != (int64_t)ti) {
         cs->rb_index = -1;

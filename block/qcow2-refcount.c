@@ -79,18 +79,15 @@ static int coroutine_fn refblock_get(BlockDriverState *bs,
                                      int64_t cluster_index, void **block)
 {
     BDRVQcow2State *s = bs->opaque;
-    uint64_t ti = cluster_index >> s->refcount_block_bits;
-    uint64_t off;
+    uint64_t ti;
+    int64_t off = qcow2_refblock_offset(s, cluster_index, &ti);
 
     *block = NULL;
-    if (ti >= s->refcount_table_size) {
-        return 0;
-    }
-    off = s->refcount_table[ti] & REFT_OFFSET_MASK;
     if (!off) {
         return 0;
     }
-    if (qcow2_offset_into_cluster(s, off)) {
+    if (off < 0) {
+        off = s->refcount_table[ti] & REFT_OFFSET_MASK;
         return qcow2_co_signal_corruption(bs, off, s->cluster_size,
             "Refblock offset %#" PRIx64 " unaligned (reftable index %#"
             PRIx64 ")", off, ti);

@@ -221,6 +221,29 @@ static inline uint64_t qcow2_offset_into_cluster(const BDRVQcow2State *s,
     return offset & (s->cluster_size - 1);
 }
 
+/*
+ * The host offset of the refcount block describing cluster_index, from the
+ * in-memory refcount table: 0 when the table has no block for it (the
+ * cluster's refcount is 0), -EIO when the entry is not cluster aligned
+ * (corrupt); *ti receives the table index either way.
+ */
+static inline int64_t qcow2_refblock_offset(const BDRVQcow2State *s,
+                                            int64_t cluster_index,
+                                            uint64_t *ti)
+{
+    uint64_t off;
+
+    *ti = (uint64_t)cluster_index >> s->refcount_block_bits;
+    if (*ti >= s->refcount_table_size) {
+        return 0;
+    }
+    off = s->refcount_table[*ti] & REFT_OFFSET_MASK;
+    if (off & (s->cluster_size - 1)) {
+        return -EIO;
+    }
+    return off;
+}
+
 static inline uint64_t qcow2_start_of_cluster(const BDRVQcow2State *s,
                                               uint64_t offset)
 {
