@@ -245,6 +245,30 @@ int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *top,
                                             int64_t offset, int64_t bytes,
                                             int64_t *pnum);
 
+/* ---- Copy-on-read and quiescing */
+
+/*
+ * Copy-on-read: while enabled (the count is nested), every read of bs
+ * that the top image does not hold is fetched from the backing chain
+ * into a bounce buffer, written into bs, then copied to the caller.
+ * Equivalent to passing BDRV_REQ_COPY_ON_READ on every read.
+ */
+void bdrv_enable_copy_on_read(BlockDriverState *bs);
+void bdrv_disable_copy_on_read(BlockDriverState *bs);
+
+/*
+ * Wait (running the main loop, or yielding in a coroutine) until bs, its
+ * parents' requests on it and its children have no request in flight.
+ * New requests are not blocked; callers that need quiescence across a
+ * graph change use bdrv_drained_begin/end.
+ */
+void bdrv_drain(BlockDriverState *bs);
+/* Drain, then keep new external requests on bs queued until _end. */
+void bdrv_drained_begin(BlockDriverState *bs);
+void bdrv_drained_end(BlockDriverState *bs);
+/* Drain every node. */
+void bdrv_drain_all(void);
+
 /* ---- Synchronous wrappers (outside coroutine context only) */
 int bdrv_preadv(BdrvChild *child, int64_t offset, int64_t bytes,
                 QEMUIOVector *qiov, BdrvRequestFlags flags);

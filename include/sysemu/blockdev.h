@@ -40,4 +40,36 @@ BlockDriverState *blockdev_open_image(const char *filename, const char *fmt,
 int blockdev_parse_cache_mode(const char *mode, int *flags,
                               bool *writethrough);
 
+/* ---- The daemon's drives and nodes (-drive, --blockdev) */
+
+/*
+ * --blockdev OPTS: open a node from keyval or JSON options (QEMU's
+ * -blockdev: "node-name" is mandatory, "driver" names the driver, children
+ * are given inline as file.driver=... or by reference as file=NODE).
+ * The node stays open, owned by the daemon, until blockdev_close_all().
+ */
+BlockDriverState *blockdev_add(const char *optstr, Error **errp);
+
+/*
+ * -drive OPTS: QEMU's legacy drive option (file=, format=, id=,
+ * node-name=, copy-on-read=on|off, readonly=on|off,
+ * cache=writeback|none|unsafe|writethrough|directsync,
+ * aio=threads|native|io_uring, if=none, plus driver options passed
+ * through). The drive is reachable by its id (and its node by node-name,
+ * or the id when no node-name is given). copy-on-read=on makes every read
+ * through the drive populate its top image; on a read-only drive it is
+ * disabled with the warning "disabling copy-on-read on read-only drive".
+ */
+BlockDriverState *drive_new(const char *optstr, Error **errp);
+
+/*
+ * The root the daemon holds for a drive or --blockdev node: I/O on behalf
+ * of users of the node (NBD exports) goes through it, so that drive
+ * properties (copy-on-read) apply. NULL if no such drive/node.
+ */
+BdrvChild *blockdev_find_root(const char *name);
+
+/* Flush every drive and node, then close them (shutdown). */
+void blockdev_close_all(void);
+
 #endif /* SYSEMU_BLOCKDEV_H */
