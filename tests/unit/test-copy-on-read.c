@@ -1,0 +1,3 @@
+/* PLACEHOLDER */
+#include "qemu/osdep.h"
+int main(void) { return 77; }

@@ -1,0 +1,2 @@
+/* PLACEHOLDER: not written yet (owner fills this file). */
+#include "qemu/osdep.h"
