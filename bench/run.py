@@ -19,6 +19,7 @@ The table shows median wall times and the median of the per-pair ratios
 qemu_time / qblk_time: a ratio above 1 means qblk was faster.
 """
 import argparse
+import importlib.util
 import os
 import random
 import shutil
@@ -167,6 +168,13 @@ def main():
             print('%-34s %10.3f %10.3f %18.2f' % (name, tq, tb, ratio))
     print('\n%d pairs per row, QEMU and qblk alternating; ratio > 1 means '
           'qblk is faster.' % max(args.pairs, 1))
+    # The daemon's NBD export against qemu-storage-daemon (bench/nbd.py).
+    spec = importlib.util.spec_from_file_location(
+        'bench_nbd', os.path.join(os.path.dirname(__file__), 'nbd.py'))
+    nbd_bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(nbd_bench)
+    if nbd_bench.run(build, size, pairs=3, tmpdir=args.dir) != 0:
+        failed = True
     return 1 if failed else 0
 
 

@@ -44,6 +44,7 @@ static const BlockDriver *const bdrv_drivers[] = {
     &bdrv_host_device,
     &bdrv_raw,
     &bdrv_qcow2,
+    &bdrv_copy_on_read,
 };
 
 /* Every open node, for node-name lookup; main loop thread only. */
@@ -206,6 +207,15 @@ BlockDriverState *bdrv_find_node(const char *node_name)
         }
     }
     return NULL;
+}
+
+/* Walk all_nodes; a lookup per step, fine for graphs of a few nodes. */
+BlockDriverState *bdrv_next_node(BlockDriverState *bs)
+{
+    GList *l = bs ? g_list_find(all_nodes, bs) : NULL;
+
+    l = bs ? (l ? l->next : NULL) : all_nodes;
+    return l ? l->data : NULL;
 }
 
 void bdrv_ref(BlockDriverState *bs)

@@ -21,6 +21,8 @@
 #include "block/block.h"
 #include "qemu/coroutine.h"
 
+typedef struct BdrvTrackedRequest BdrvTrackedRequest;
+
 /* Limits a node advertises to the core (filled by bdrv_refresh_limits). */
 typedef struct BlockLimits {
     uint32_t request_alignment;   /* bytes; 1 for byte-granular drivers */
@@ -189,10 +191,48 @@ struct BlockDriverState {
 
     /* Every child of this node (BdrvChild *), file and backing included. */
     GSList *children;
-    /* Serialises read-modify-write of partial alignment blocks (io.c). */
+    /*
+     * Unused since issue 3: a read-modify-write is now a serialising
+     * tracked request (io.c). Kept so existing code still compiles.
+     */
     CoMutex rmw_lock;
     /* The format was probed, not named by the user (raw warns on write). */
     bool probed;
+
+    /*
+     * Request tracking (block/io.c); all zero on a new node. Requests are
+     * listed oldest first; serialising_in_flight counts the serialising
+     * ones so that the common case skips the overlap scan.
+     */
+    BdrvTrackedRequest *tracked_head;
+    BdrvTrackedRequest *tracked_tail;
+    unsigned int serialising_in_flight;
+    /* Overlap grain: cluster size, else request_alignment; 0 = unknown. */
+    int64_t tracking_align;
+    /* bdrv_enable_copy_on_read() nesting count. */
+    int copy_on_read;
+    /* bdrv_drained_begin() nesting count: external requests park. */
+    int quiesce_counter;
+};
+
+/*
+ * One request in flight on a node (block/io.c), from entry to completion.
+ * Lives on the stack of the coroutine that issued the request; linked
+ * into bs->tracked_head in arrival order.
+ */
+struct BdrvTrackedRequest {
+    BlockDriverState *bs;
+    int64_t offset;            /* the range as requested */
+    int64_t bytes;
+    int64_t overlap_offset;    /* the range widened to the tracking grain */
+    int64_t overlap_bytes;
+    bool serialising;          /* waits for / holds off every overlap */
+    bool is_write;             /* modifies the node (write, zero, discard) */
+    Coroutine *co;             /* the coroutine running the request */
+    BdrvTrackedRequest *waiting_for;  /* request we are parked on, or NULL */
+    CoQueue wait_queue;        /* requests parked until we complete */
+    BdrvTrackedRequest *next;  /* arrival-order list links */
+    BdrvTrackedRequest *prev;
 };
 
 /* Trivial accessors usable by drivers. */
@@ -237,10 +277,17 @@ void *qemu_blockalign_bs(BlockDriverState *bs, size_t size);
 /* Recompute bs->bl from its children and driver. */
 void bdrv_refresh_limits(BlockDriverState *bs, Error **errp);
 
+/*
+ * Iterate over every open node: NULL gives the first, then each call
+ * returns the node after bs, NULL after the last.
+ */
+BlockDriverState *bdrv_next_node(BlockDriverState *bs);
+
 /* Drivers known to the core (defined in their own files). */
 extern const BlockDriver bdrv_file;
 extern const BlockDriver bdrv_host_device;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;
+extern const BlockDriver bdrv_copy_on_read;
 
 #endif /* BLOCK_BLOCK_INT_H */

@@ -68,3 +68,65 @@ def tmp(tmp_path):
 def run():
     """run(cmd) -> (rc, stdout, stderr) for any other program."""
     return run_cmd
+
+
+# ---------------------------------------------------------------------------
+# Daemon-stage fixtures: the qblk daemon, qemu-storage-daemon as the
+# reference server, and the NBD client tools used as oracles.
+
+from daemon import DaemonFactory, qblk_daemon_path  # noqa: E402
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Record each phase's report on the item, so that fixtures can tell
+    at teardown whether the test failed (daemons are then killed)."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, 'rep_' + rep.when, rep)
+
+
+def _test_failed(request):
+    rep = getattr(request.node, 'rep_call', None)
+    return rep is None or rep.failed
+
+
+@pytest.fixture
+def daemon(request):
+    """Factory for qblk daemons in a unique short temp dir (daemon.py):
+    daemon.nbd(blockdev_args, export=NAME) -> started Daemon with .uri.
+    At teardown every daemon still running must exit 0 on SIGTERM (when
+    the test passed) or is killed (when it failed)."""
+    path = qblk_daemon_path()
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail('qblk not found at %s (build first, or set QBLK_BUILD)'
+                    % path)
+    f = DaemonFactory(path)
+    yield f
+    f.cleanup(_test_failed(request))
+
+
+@pytest.fixture
+def qsd(request):
+    """Like `daemon`, but qemu-storage-daemon: the reference server."""
+    path = shutil.which('qemu-storage-daemon')
+    if not path:
+        pytest.skip('oracle qemu-storage-daemon is not installed')
+    f = DaemonFactory(path)
+    yield f
+    f.cleanup(_test_failed(request))
+
+
+@pytest.fixture(scope='session')
+def nbdinfo():
+    return _oracle('nbdinfo')
+
+
+@pytest.fixture(scope='session')
+def nbdcopy():
+    return _oracle('nbdcopy')
+
+
+@pytest.fixture(scope='session')
+def fio():
+    return _oracle('fio')
