@@ -485,6 +485,93 @@ static void test_guest_write_not_clobbered(void)
     rmdir(dir);
 }
 
+/* ---- Random concurrent copy-on-read reads and guest writes */
+
+#define HOT_BYTES (1 * MiB)     /* 16 clusters everyone fights over */
+#define BLK (4 * KiB)
+#define WORKERS 8
+#define OPS_PER_WORKER 40
+
+/*
+ * Worker w owns the 4 KiB blocks b with b % WORKERS == w: only it writes
+ * them, so their content is known (model) even while other workers write
+ * the rest of each cluster and copy-on-read fetches whole clusters.
+ */
+typedef struct Worker {
+    BdrvChild *root;
+    uint8_t *model;         /* HOT_BYTES: expected content of the image */
+    int id;
+    bool done;
+} Worker;
+
+static void coroutine_fn worker_entry(void *opaque)
+{
+    Worker *w = opaque;
+    g_autofree uint8_t *buf = g_malloc(3 * CLUSTER);
+
+    for (int op = 0; op < OPS_PER_WORKER; op++) {
+        if (g_test_rand_bit()) {
+            int64_t b = g_test_rand_int_range(0, HOT_BYTES / BLK / WORKERS) *
+                        WORKERS + w->id;
+
+            memset(buf, g_test_rand_int_range(1, 256), BLK);
+            g_assert_cmpint(bdrv_co_pwrite(w->root, b * BLK, BLK, buf, 0),
+                            ==, 0);
+            memcpy(w->model + b * BLK, buf, BLK);
+        } else {
+            int64_t len = g_test_rand_int_range(1, 3 * CLUSTER);
+            int64_t off = g_test_rand_int_range(0, HOT_BYTES - len);
+
+            g_assert_cmpint(bdrv_co_pread(w->root, off, len, buf,
+                                          BDRV_REQ_COPY_ON_READ), ==, 0);
+            /* Our own blocks must read as we last wrote them. */
+            for (int64_t i = 0; i < len; i++) {
+                if ((off + i) / BLK % WORKERS == w->id &&
+                    buf[i] != w->model[off + i]) {
+                    g_error("worker %d: byte %" PRId64 " is 0x%x, want "
+                            "0x%x", w->id, off + i, buf[i],
+                            w->model[off + i]);
+                }
+            }
+        }
+    }
+    w->done = true;
+}
+
+static void test_concurrent_random(void)
+{
+    Fixture f;
+    BlockDriverState *top;
+    BdrvChild *root;
+    Worker w[WORKERS];
+    g_autofree uint8_t *model = g_malloc(HOT_BYTES);
+    g_autofree uint8_t *buf = g_malloc(HOT_BYTES);
+    bool all_done = false;
+
+    fixture_setup(&f, NULL);
+    fill_expected(model, 0, HOT_BYTES);
+    top = open_qcow2(f.top, NULL, false);
+    root = bdrv_root_attach(top, "guest", &error_abort);
+    for (int i = 0; i < WORKERS; i++) {
+        w[i] = (Worker) { .root = root, .model = model, .id = i };
+        qemu_coroutine_enter(qemu_coroutine_create(worker_entry, &w[i]));
+    }
+    while (!all_done) {
+        aio_poll(true);
+        all_done = true;
+        for (int i = 0; i < WORKERS; i++) {
+            all_done &= w[i].done;
+        }
+    }
+    g_assert_cmpuint(top->in_flight, ==, 0);
+    g_assert_null(top->tracked_head);
+    g_assert_cmpint(bdrv_pread(root, 0, HOT_BYTES, buf, 0), ==, 0);
+    g_assert_cmpmem(buf, HOT_BYTES, model, HOT_BYTES);
+    bdrv_root_unref_child(root);
+    bdrv_unref(top);
+    fixture_teardown(&f);
+}
+
 /* Open a copy-on-read filter named "cor0" over the node called file. */
 static BlockDriverState *open_filter(const char *file, const char *extra,
                                      Error **errp)
@@ -559,5 +646,7 @@ int main(int argc, char **argv)
     g_test_add_func("/copy-on-read/guest-write-not-clobbered",
                     test_guest_write_not_clobbered);
     g_test_add_func("/copy-on-read/filter-node", test_filter_node);
+    g_test_add_func("/copy-on-read/concurrent-reads-and-writes",
+                    test_concurrent_random);
     return g_test_run();
 }
