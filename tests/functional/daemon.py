@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from qblk_testlib import CRASH_MARKERS, build_dir
+from qblk_testlib import CRASH_MARKERS, assert_no_crash, build_dir, run
 
 READY_TIMEOUT = 10
 STOP_TIMEOUT = 10
@@ -42,20 +42,35 @@ def is_qsd(binary):
     return 'qemu-storage-daemon' in os.path.basename(binary)
 
 
+def require_qblk(why):
+    """Skip the calling test when the suite runs against
+    qemu-storage-daemon (QBLK_DAEMON); @why names the qblk-only part."""
+    if is_qsd(qblk_daemon_path()):
+        pytest.skip('qblk-specific: %s' % why)
+
+
+# -drive cache modes as the --blockdev cache options QEMU derives from them
+DRIVE_CACHE = {'none': ',cache.direct=on', 'directsync': ',cache.direct=on',
+               'unsafe': ',cache.no-flush=on', 'writeback': '',
+               'writethrough': ''}
+
+
 def drive_to_blockdev(value):
     """Translate one '-drive' value into qemu-storage-daemon --blockdev
     arguments (file + format [+ copy-on-read filter]); the top node is
-    named after id=."""
+    named node-name= if given, else id=, as QEMU's -drive does."""
     opts = dict(kv.split('=', 1) for kv in value.split(','))
-    name = opts.get('id') or opts.get('node-name')
-    ro = ',read-only=on' if opts.get('readonly') == 'on' else ''
+    name = opts.get('node-name') or opts.get('id')
+    ro = opts.get('readonly') == 'on'
+    common = (',read-only=on' if ro else '') + \
+        DRIVE_CACHE[opts.get('cache', 'writeback')]
     args = ['--blockdev', 'driver=file,filename=%s,node-name=%s-file%s'
-            % (opts['file'], name, ro)]
+            % (opts['file'], name, common)]
     fmt = opts.get('format', 'raw')
     cor = opts.get('copy-on-read') == 'on' and not ro
     fmt_name = name + '-fmt' if cor else name
     args += ['--blockdev', 'driver=%s,file=%s-file,node-name=%s%s'
-             % (fmt, name, fmt_name, ro)]
+             % (fmt, name, fmt_name, common)]
     if cor:
         args += ['--blockdev', 'driver=copy-on-read,file=%s,node-name=%s'
                  % (fmt_name, name)]
@@ -70,6 +85,19 @@ def translate_for_qsd(args):
         else:
             out.append(a)
     return out
+
+
+def run_daemon(args):
+    """Run the tests' daemon with @args (translated for
+    qemu-storage-daemon) until it exits by itself, as on a command-line
+    error; assert that it did not crash; return (rc, stdout, stderr).
+    Only for runs that leave no daemonized child holding the pipes."""
+    prog = qblk_daemon_path()
+    args = [str(a) for a in args]
+    cmd = [prog] + (translate_for_qsd(args) if is_qsd(prog) else args)
+    rc, out, err = run(cmd)
+    assert_no_crash(cmd, rc, out, err)
+    return rc, out, err
 
 
 def free_tcp_port():
@@ -198,9 +226,29 @@ class Daemon:
         if self.returncode != 0:
             self._fail('daemon exited with %d after signal %d'
                        % (self.returncode, sig))
+        self._check_no_crash()
+        return self.returncode
+
+    def _check_no_crash(self):
+        """Fail if the exited daemon died of a signal or its stderr holds
+        a crash marker (sanitizer report, assertion)."""
+        if self.returncode < 0:
+            self._fail('daemon killed by signal %d' % -self.returncode)
         for m in CRASH_MARKERS:
             if m in self.stderr:
                 self._fail('crash marker %r in stderr' % m)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """For a daemon that must exit by itself (a start-up error, or the
+        parent of --daemonize): wait up to @timeout s, killing it and
+        failing if it is still running, fail on a crash; return its exit
+        status."""
+        try:
+            self.returncode = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self._fail('daemon still running after %d s' % timeout)
+        self._check_no_crash()
         return self.returncode
 
     def kill(self):
@@ -248,6 +296,13 @@ class DaemonFactory:
         d = Daemon(binary or self.binary, args, self.dir, ready)
         self.daemons.append(d)
         return d.start()
+
+    def run(self, args, timeout=STOP_TIMEOUT, binary=None):
+        """Start a daemon that must exit by itself and wait for it
+        (Daemon.wait_exit); return it with .returncode and .stderr."""
+        d = self.start(args, None, binary)
+        d.wait_exit(timeout)
+        return d
 
     def nbd(self, blockdev_args, export=None, node=None, writable=True,
             tcp=False, binary=None, extra=()):

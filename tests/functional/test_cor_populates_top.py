@@ -163,7 +163,8 @@ def test_cor_read_only_drive_warns_and_does_not_populate(daemon, qemu_img,
     top = make_overlay(base, daemon.path('top.qcow2'))
     d = daemon.nbd(drive_args(top, extra=',readonly=on'), export='drive0',
                    writable=False)
-    assert 'disabling copy-on-read on read-only drive' in d.stderr
+    assert ('qblk: warning: disabling copy-on-read on read-only drive'
+            in d.stderr), d.stderr
     nbdcopy.ok('--no-extents', d.uri, daemon.path('out.raw'))
     d.stop()
     m = top_map(qemu_img, top)
