@@ -640,8 +640,8 @@ static void qblk_shutdown(void)
  */
 int main(int argc, char **argv)
 {
-    struct option *longopts;
-    char *shortopts;
+    g_autofree struct option *longopts = NULL;
+    g_autofree char *shortopts = NULL;
     sigset_t sigs;
     Error *err = NULL;
 
@@ -672,8 +672,6 @@ int main(int argc, char **argv)
     qblk_shutdown();
     aio_set_fd_handler(qblk_state.signal_fd, NULL, NULL, NULL);
     close(qblk_state.signal_fd);
-    g_free(longopts);
-    g_free(shortopts);
     g_free(qblk_state.pidfile);
     return 0;
 }

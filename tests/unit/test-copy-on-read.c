@@ -53,7 +53,7 @@ static void fill_expected(uint8_t *buf, int64_t offset, int64_t bytes)
 static void create_qcow2(const char *path, int64_t size, const char *backing,
                          const char *compat)
 {
-    QDict *opts = qdict_new();
+    g_autoptr(QDict) opts = qdict_new();
     g_autofree char *sz = g_strdup_printf("%" PRId64, size);
 
     qdict_put_str(opts, "size", sz);
