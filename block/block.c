@@ -157,7 +157,6 @@ static BlockDriverState *bdrv_new_node(void)
     bs->refcnt = 1;
     bs->read_only = true;
     bs->bl.request_alignment = 1;
-    qemu_co_mutex_init(&bs->rmw_lock);
     return bs;
 }
 
@@ -251,7 +250,8 @@ static void bdrv_free_node(BlockDriverState *bs)
 }
 
 /*
- * The last reference flushes a read-write node (so metadata caches reach
+ * The last reference drains the node (no request may be in flight while
+ * the driver closes), flushes a read-write node (so metadata caches reach
  * the disk), closes the driver, then drops the children, which may free
  * them in turn: a whole chain goes away with its top.
  */
@@ -266,6 +266,7 @@ void bdrv_unref(BlockDriverState *bs)
     }
     trace_bdrv_close_node(bs);
     if (bs->drv) {
+        bdrv_drain(bs);
         if (!bs->read_only) {
             bdrv_flush(bs);
         }

@@ -9,44 +9,24 @@
  * at the end of the node (reads beyond EOF return zeroes; only protocol
  * nodes may grow by writing past EOF).
  *
- * Request tracking: every data request (and discard, truncate) is a
- * BdrvTrackedRequest on its coroutine's stack, listed on the node oldest
- * first from entry to completion. Overlap is judged on ranges widened to
- * the node's cluster size (else request_alignment). A serialising request
- * (copy-on-read, a read-modify-write, a truncate) conflicts with every
- * overlapping request, others only with serialising ones; a request
- * waits, before touching any data, for each older conflicting request.
- * Waits thus always point to older requests: no cycle, no deadlock, and
- * conflicting requests run in arrival order, so a copy-on-read and a
- * guest write to one cluster can never interleave.
- *
- * Copy-on-read (BDRV_REQ_COPY_ON_READ, bdrv_enable_copy_on_read):
- * parts the node does not allocate are read through its driver (from the
- * backing chain) into a bounce buffer, written back (all-zero clusters as
- * zero writes that must not fall back to zero data), then copied to the
- * caller; allocated parts are read directly.
- *
- * Drain: bdrv_drain waits for in-flight requests; a drained section also
- * parks new requests from root children until it ends.
- *
- * Block status follows QEMU's semantics so that "qblk-img map" and
- * "qemu-img map" agree: a driver answers for one node, this file resolves
- * BDRV_BLOCK_RAW delegation and RECURSE refinement, derives ALLOCATED, and
- * walks backing chains without ever iterating per cluster.
+ * Each data request (and discard, truncate) is tracked from entry to
+ * completion (io-tracking.c): a read-modify-write, a copy-on-read and a
+ * truncate are serialising, so they never interleave with an overlapping
+ * request. Copy-on-read reads go to io-copy-on-read.c once tracked; block
+ * status lives in io-block-status.c. io-internal.h is the seam between
+ * these files.
  *
  * Everything runs in coroutines on the main loop thread, so lists and
  * counters need no locking; nothing here holds a lock across a yield.
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
+#include "block/io-internal.h"
 #include "qemu/aio.h"
 #include "trace.h"
 
 /* Largest zero buffer written at once when zeroes are emulated. */
 #define BDRV_ZERO_BUF_MAX (1 * MiB)
-
-/* Largest bounce buffer of one copy-on-read step. */
-#define BDRV_COR_BOUNCE_MAX (1 * MiB)
 
 /* Read flags a filter driver receives, to forward to its child. */
 #define BDRV_REQ_READ_FLAGS (BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)
@@ -54,11 +34,6 @@
 /* Flags that only this layer handles and drivers never see on writes. */
 #define BDRV_REQ_CORE_ONLY (BDRV_REQ_ZERO_WRITE | BDRV_REQ_NO_FALLBACK | \
                             BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)
-
-static int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs,
-                                           int64_t offset, int64_t bytes,
-                                           QEMUIOVector *qiov, size_t qoff,
-                                           BdrvRequestFlags flags);
 
 /* -EIO for negative or overflowing ranges, -EINVAL for a short qiov. */
 static int bdrv_check_request(int64_t offset, int64_t bytes,
@@ -164,189 +139,6 @@ static int coroutine_fn bdrv_driver_rw(BlockDriverState *bs, bool write,
     }
     qemu_iovec_destroy(&local);
     return ret;
-}
-
-/* ---- In-flight counting and drained sections */
-
-/* Coroutines in bdrv_drain*() waiting for some in_flight to reach 0. */
-static CoQueue bdrv_drain_waitq;
-static unsigned int bdrv_drain_waiters;
-/* External requests parked by a drained section, and how many sections. */
-static CoQueue bdrv_quiesce_parked;
-static unsigned int bdrv_quiesce_total;
-
-static void bdrv_inc_in_flight(BlockDriverState *bs)
-{
-    bs->in_flight++;
-}
-
-/* Count a request out; a node going idle wakes coroutines in drain. */
-static void bdrv_dec_in_flight(BlockDriverState *bs)
-{
-    g_assert(bs->in_flight > 0);
-    if (--bs->in_flight == 0 && bdrv_drain_waiters) {
-        qemu_co_queue_restart_all(&bdrv_drain_waitq);
-    }
-}
-
-/* True if bs or any node below it is in a drained section. */
-static bool bdrv_subtree_quiesced(BlockDriverState *bs)
-{
-    if (bs->quiesce_counter) {
-        return true;
-    }
-    for (GSList *l = bs->children; l; l = l->next) {
-        if (bdrv_subtree_quiesced(((BdrvChild *)l->data)->bs)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/*
- * Park a request from an external user (a root child) while a drained
- * section covers its node or any node below. Requests from parent nodes
- * pass: they belong to requests already in flight, which drain waits for.
- * Costs one test when nothing is drained anywhere.
- */
-static void coroutine_fn bdrv_co_wait_unquiesced(BdrvChild *child)
-{
-    while (bdrv_quiesce_total && (child->role & BDRV_CHILD_ROOT) &&
-           bdrv_subtree_quiesced(child->bs)) {
-        trace_bdrv_co_request_parked(child->bs);
-        qemu_co_queue_wait(&bdrv_quiesce_parked, NULL);
-    }
-}
-
-/* ---- Request tracking */
-
-/*
- * The grain overlaps are computed on: the cluster size (cached at the
- * first request; a node's cluster size never changes while open), else
- * the request alignment.
- */
-static int64_t bdrv_tracking_grain(BlockDriverState *bs)
-{
-    int64_t align = MAX(bs->bl.request_alignment, 1);
-
-    if (!bs->tracking_align) {
-        BlockDriverInfo bdi;
-
-        bs->tracking_align = -1;
-        if (bdrv_get_info(bs, &bdi) == 0 && bdi.cluster_size > 0) {
-            bs->tracking_align = bdi.cluster_size;
-        }
-    }
-    return MAX(bs->tracking_align, align);
-}
-
-/* Start tracking req on bs; the caller then waits for its turn. */
-static void bdrv_tracked_begin(BdrvTrackedRequest *req, BlockDriverState *bs,
-                               int64_t offset, int64_t bytes,
-                               bool serialising, bool is_write)
-{
-    int64_t grain = bdrv_tracking_grain(bs);
-    int64_t end = offset + bytes;
-
-    *req = (BdrvTrackedRequest) {
-        .bs = bs, .offset = offset, .bytes = bytes,
-        .serialising = serialising, .is_write = is_write,
-        .co = qemu_coroutine_self(),
-        .prev = bs->tracked_tail,
-    };
-    qemu_co_queue_init(&req->wait_queue);
-    req->overlap_offset = QEMU_ALIGN_DOWN(offset, grain);
-    end = end > INT64_MAX - grain ? INT64_MAX : QEMU_ALIGN_UP(end, grain);
-    req->overlap_bytes = end - req->overlap_offset;
-    if (bs->tracked_tail) {
-        bs->tracked_tail->next = req;
-    } else {
-        bs->tracked_head = req;
-    }
-    bs->tracked_tail = req;
-    bs->serialising_in_flight += serialising;
-    trace_bdrv_tracked_begin(bs, req, offset, bytes, serialising);
-}
-
-/* Stop tracking req and let every request parked on it re-check. */
-static void bdrv_tracked_end(BdrvTrackedRequest *req)
-{
-    BlockDriverState *bs = req->bs;
-
-    *(req->prev ? &req->prev->next : &bs->tracked_head) = req->next;
-    *(req->next ? &req->next->prev : &bs->tracked_tail) = req->prev;
-    bs->serialising_in_flight -= req->serialising;
-    if (!qemu_co_queue_empty(&req->wait_queue)) {
-        /* Waiters run later: clear their link to req before it is gone. */
-        for (BdrvTrackedRequest *r = bs->tracked_head; r; r = r->next) {
-            if (r->waiting_for == req) {
-                r->waiting_for = NULL;
-            }
-        }
-        qemu_co_queue_restart_all(&req->wait_queue);
-    }
-    trace_bdrv_tracked_end(bs, req);
-}
-
-static bool bdrv_tracked_overlap(const BdrvTrackedRequest *a,
-                                 const BdrvTrackedRequest *b)
-{
-    return a->overlap_offset < b->overlap_offset + b->overlap_bytes &&
-           b->overlap_offset < a->overlap_offset + a->overlap_bytes;
-}
-
-/* True if a waits, directly or down a chain of waits, for b. */
-static bool bdrv_tracked_waits_for(const BdrvTrackedRequest *a,
-                                   const BdrvTrackedRequest *b)
-{
-    for (; a; a = a->waiting_for) {
-        if (a == b) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/*
- * Wait until no earlier request that conflicts with self is in flight.
- * Two requests conflict when their grain-aligned ranges overlap and one
- * of them is serialising. Only requests that arrived earlier (are ahead
- * of self in the list) are waited for, so waits always point from a newer
- * request to an older one: no cycle, hence no deadlock, can form however
- * long the chains are, and conflicting requests run in arrival order.
- * A request calls this once, before it touches any data.
- */
-static void coroutine_fn bdrv_co_wait_serialising(BdrvTrackedRequest *self)
-{
-    BlockDriverState *bs = self->bs;
-    BdrvTrackedRequest *r;
-
-    if (!bs->serialising_in_flight) {
-        return;     /* nothing serialising here: the common case */
-    }
-restart:
-    for (r = bs->tracked_head; r && r != self; r = r->next) {
-        if ((self->serialising || r->serialising) &&
-            bdrv_tracked_overlap(self, r)) {
-            g_assert(!bdrv_tracked_waits_for(r, self));
-            trace_bdrv_co_wait_serialising(bs, self, r, r->offset, r->bytes);
-            self->waiting_for = r;
-            qemu_co_queue_wait(&r->wait_queue, NULL);
-            self->waiting_for = NULL;
-            goto restart;   /* r is gone; the list may have changed */
-        }
-    }
-}
-
-/* Track a request and wait for its turn (see bdrv_co_wait_serialising). */
-static void coroutine_fn bdrv_co_tracked_start(BdrvTrackedRequest *req,
-                                               BlockDriverState *bs,
-                                               int64_t offset, int64_t bytes,
-                                               bool serialising,
-                                               bool is_write)
-{
-    bdrv_tracked_begin(req, bs, offset, bytes, serialising, is_write);
-    bdrv_co_wait_serialising(req);
 }
 
 /* ---- Reads */
@@ -490,6 +282,16 @@ static int coroutine_fn bdrv_read_whole_cb(BlockDriverState *bs,
     return bdrv_aligned_preadv(bs, offset, bytes, qiov, qoff, flags);
 }
 
+/* Read any range of bs into qiov at qoff (see io-internal.h). */
+int coroutine_fn bdrv_co_untracked_preadv(BlockDriverState *bs,
+                                          int64_t offset, int64_t bytes,
+                                          QEMUIOVector *qiov, size_t qoff,
+                                          BdrvRequestFlags flags)
+{
+    return bdrv_co_split_aligned(bs, offset, bytes, qiov, qoff, flags,
+                                 bdrv_read_partial_cb, bdrv_read_whole_cb);
+}
+
 /* ---- Writes */
 
 /* Bookkeeping after data reached [offset, offset + bytes) of bs. */
@@ -583,8 +385,8 @@ static int coroutine_fn bdrv_write_whole_cb(BlockDriverState *bs,
     return bdrv_aligned_pwritev(bs, offset, bytes, qiov, qoff, flags);
 }
 
-/* Write qiov (from qoff) to any range of bs; handles alignment. */
-static int coroutine_fn bdrv_co_do_pwritev(BlockDriverState *bs,
+/* Write qiov (from qoff) to any range of bs (see io-internal.h). */
+int coroutine_fn bdrv_co_untracked_pwritev(BlockDriverState *bs,
                                            int64_t offset, int64_t bytes,
                                            QEMUIOVector *qiov, size_t qoff,
                                            BdrvRequestFlags flags)
@@ -634,7 +436,8 @@ static int coroutine_fn bdrv_co_zeroes_fallback(BlockDriverState *bs,
 
         chunk = MIN(chunk, bytes - done);
         qemu_iovec_init_buf(&qiov, buf, chunk);
-        ret = bdrv_co_do_pwritev(bs, offset + done, chunk, &qiov, 0, flags);
+        ret = bdrv_co_untracked_pwritev(bs, offset + done, chunk, &qiov, 0,
+                                        flags);
     }
     qemu_vfree(buf);
     return ret;
@@ -683,7 +486,7 @@ static int coroutine_fn bdrv_co_zero_piece(BlockDriverState *bs,
 }
 
 /* Zero any range: head and tail pieces up to pwrite_zeroes_alignment. */
-static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
+int coroutine_fn bdrv_co_untracked_pwrite_zeroes(BlockDriverState *bs,
                                                  int64_t offset,
                                                  int64_t bytes,
                                                  BdrvRequestFlags flags)
@@ -706,208 +509,6 @@ static int coroutine_fn bdrv_co_do_pwrite_zeroes(BlockDriverState *bs,
     }
     if (ret == 0 && end > mid_end) {
         ret = bdrv_co_zero_piece(bs, mid_end, end - mid_end, flags);
-    }
-    return ret;
-}
-
-/* ---- Copy-on-read */
-
-/*
- * Copy-on-read bounce buffers are recycled through a small free list
- * (main loop thread only), up to BDRV_COR_POOL_BYTES in all: a fresh
- * buffer of this size is mmap()ed and page-faulted in anew each time,
- * which costs more than the copy itself. Nodes that need more than page
- * alignment, and buffers above BDRV_COR_BOUNCE_MAX, bypass the pool.
- */
-#define BDRV_COR_POOL_MAX 64
-#define BDRV_COR_POOL_BYTES (16 * MiB)
-#define BDRV_COR_POOL_ALIGN 4096
-
-typedef struct BdrvCorBuf {
-    void *buf;
-    int64_t size;
-} BdrvCorBuf;
-
-static BdrvCorBuf bdrv_cor_pool[BDRV_COR_POOL_MAX];
-static int bdrv_cor_pool_len;
-static int64_t bdrv_cor_pool_bytes;
-
-/* True if a bounce buffer of size bytes for bs may come from the pool. */
-static bool bdrv_cor_pooled(BlockDriverState *bs, int64_t size)
-{
-    return size <= BDRV_COR_BOUNCE_MAX &&
-           bdrv_opt_mem_align(bs) <= BDRV_COR_POOL_ALIGN;
-}
-
-/* A buffer of at least size bytes; *cap gets its real size. */
-static void *bdrv_cor_bounce_get(BlockDriverState *bs, int64_t size,
-                                 int64_t *cap)
-{
-    *cap = size;
-    if (!bdrv_cor_pooled(bs, size)) {
-        return qemu_try_blockalign(bs, size);
-    }
-    for (int i = bdrv_cor_pool_len - 1; i >= 0; i--) {
-        if (bdrv_cor_pool[i].size >= size) {
-            void *buf = bdrv_cor_pool[i].buf;
-
-            *cap = bdrv_cor_pool[i].size;
-            bdrv_cor_pool_bytes -= *cap;
-            bdrv_cor_pool[i] = bdrv_cor_pool[--bdrv_cor_pool_len];
-            return buf;
-        }
-    }
-    return qemu_try_memalign(BDRV_COR_POOL_ALIGN, size);
-}
-
-static void bdrv_cor_bounce_put(BlockDriverState *bs, void *buf, int64_t cap)
-{
-    if (bdrv_cor_pooled(bs, cap) && bdrv_cor_pool_len < BDRV_COR_POOL_MAX &&
-        bdrv_cor_pool_bytes + cap <= BDRV_COR_POOL_BYTES) {
-        bdrv_cor_pool[bdrv_cor_pool_len++] = (BdrvCorBuf) { buf, cap };
-        bdrv_cor_pool_bytes += cap;
-    } else {
-        qemu_vfree(buf);
-    }
-}
-
-/* Copy bytes of bounce (holding [pos, pos + n)) that the caller asked for. */
-static void bdrv_cor_to_caller(int64_t pos, int64_t n, const uint8_t *bounce,
-                               int64_t offset, int64_t bytes,
-                               QEMUIOVector *qiov)
-{
-    int64_t s = MAX(pos, offset), e = MIN(pos + n, offset + bytes);
-
-    if (qiov && s < e) {
-        qemu_iovec_from_buf(qiov, s - offset, bounce + (s - pos), e - s);
-    }
-}
-
-/*
- * Make [pos, pos + n) of bs read as zeroes without storing zero data:
- * a zero write the driver must do natively (qcow2 v3: zero clusters).
- * When it cannot (-ENOTSUP, e.g. qcow2 v2 with a backing file), the
- * range already reads as zeroes through the chain, so nothing is written.
- */
-static int coroutine_fn bdrv_co_cor_zero(BlockDriverState *bs, int64_t pos,
-                                         int64_t n)
-{
-    int ret = bdrv_co_do_pwrite_zeroes(bs, pos, n, BDRV_REQ_NO_FALLBACK);
-
-    trace_bdrv_co_copy_on_read_zero(bs, pos, n, ret);
-    return ret == -ENOTSUP ? 0 : ret;
-}
-
-/*
- * Write the fetched bounce data bq (holding [pos, pos + n)) into bs:
- * runs of all-zero grains as zero writes, the rest as data.
- */
-static int coroutine_fn bdrv_co_cor_write_back(BlockDriverState *bs,
-                                               int64_t pos, int64_t n,
-                                               QEMUIOVector *bq,
-                                               int64_t grain)
-{
-    const uint8_t *buf = bq->iov[0].iov_base;
-    int64_t done = 0;
-    int ret = 0;
-
-    while (done < n && ret == 0) {
-        bool zero = buffer_is_zero(buf + done, MIN(grain, n - done));
-        int64_t run = MIN(grain, n - done);
-
-        while (done + run < n &&
-               buffer_is_zero(buf + done + run, MIN(grain, n - done - run))
-               == zero) {
-            run += MIN(grain, n - done - run);
-        }
-        ret = zero ? bdrv_co_cor_zero(bs, pos + done, run)
-                   : bdrv_co_do_pwritev(bs, pos + done, run, bq, done, 0);
-        done += run;
-    }
-    return ret;
-}
-
-/*
- * Populate the unallocated range [pos, pos + *n) of bs (*n may shrink to
- * one bounce buffer): read it through bs's driver (i.e. from the backing
- * chain) into a bounce buffer, write that back into bs (zero grains as
- * zero writes) and copy the caller's part into qiov.
- */
-static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
-                                          int64_t *n, int64_t offset,
-                                          int64_t bytes, QEMUIOVector *qiov)
-{
-    int64_t grain = bdrv_tracking_grain(bs), cap;
-    QEMUIOVector bq;
-    uint8_t *bounce;
-    int ret;
-
-    *n = MIN(*n, MAX(QEMU_ALIGN_DOWN(BDRV_COR_BOUNCE_MAX, grain), grain));
-    bounce = bdrv_cor_bounce_get(bs, *n, &cap);
-    if (!bounce) {
-        return -ENOMEM;
-    }
-    qemu_iovec_init_buf(&bq, bounce, *n);
-    trace_bdrv_co_copy_on_read_fetch(bs, pos, *n);
-    ret = bdrv_co_split_aligned(bs, pos, *n, &bq, 0, 0, bdrv_read_partial_cb,
-                                bdrv_read_whole_cb);
-    if (ret == 0) {
-        ret = bdrv_co_cor_write_back(bs, pos, *n, &bq, grain);
-    }
-    if (ret == 0) {
-        bdrv_cor_to_caller(pos, *n, bounce, offset, bytes, qiov);
-    }
-    bdrv_cor_bounce_put(bs, bounce, cap);
-    return ret;
-}
-
-/*
- * Read [offset, offset + bytes) of bs into qiov (NULL for PREFETCH),
- * populating bs with whatever it does not allocate. The caller tracks
- * the request as serialising, so the grain-aligned range [start, end)
- * worked on here cannot change under us. As in QEMU, a failure to write
- * the copy fails the read.
- */
-static int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
-                                              int64_t offset, int64_t bytes,
-                                              QEMUIOVector *qiov)
-{
-    int64_t grain = bdrv_tracking_grain(bs);
-    int64_t start = QEMU_ALIGN_DOWN(offset, grain);
-    int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, grain), bs->total_bytes);
-    int64_t pos, n;
-    int ret = 0;
-
-    trace_bdrv_co_copy_on_readv(bs, offset, bytes, start, end - start);
-    for (pos = start; pos < end && ret == 0; pos += n) {
-        ret = bdrv_co_is_allocated(bs, pos, end - pos, &n);
-        if (ret < 0) {
-            break;
-        }
-        if (n <= 0) {
-            ret = -EIO;     /* the driver made no progress */
-        } else if (ret == 0) {
-            ret = bdrv_co_cor_fetch(bs, pos, &n, offset, bytes, qiov);
-        } else if (qiov) {
-            /* Allocated in bs: read straight into the caller's buffer. */
-            int64_t s = MAX(pos, offset), e = MIN(pos + n, offset + bytes);
-
-            ret = s >= e ? 0
-                : bdrv_co_split_aligned(bs, s, e - s, qiov, s - offset, 0,
-                                        bdrv_read_partial_cb,
-                                        bdrv_read_whole_cb);
-        } else {
-            ret = 0;
-        }
-    }
-    if (ret == 0 && qiov && offset + bytes > MAX(end, offset)) {
-        /* Past the end of the node: zeroes, as for any read. */
-        int64_t s = MAX(end, offset);
-
-        qemu_iovec_memset(qiov, s - offset, 0, offset + bytes - s);
-    }
-    if (ret < 0) {
-        trace_bdrv_co_copy_on_read_error(bs, pos, ret);
     }
     return ret;
 }
@@ -961,8 +562,7 @@ static int coroutine_fn bdrv_co_do_preadv(BlockDriverState *bs,
 
         ret = n ? bs->drv->bdrv_co_preadv(bs, offset, n, NULL, flags) : 0;
     } else {
-        ret = bdrv_co_split_aligned(bs, offset, bytes, qiov, 0, flags,
-                                    bdrv_read_partial_cb, bdrv_read_whole_cb);
+        ret = bdrv_co_untracked_preadv(bs, offset, bytes, qiov, 0, flags);
     }
     bdrv_tracked_end(&req);
     return ret;
@@ -984,9 +584,9 @@ static int coroutine_fn bdrv_co_do_write_req(BlockDriverState *bs,
     bdrv_co_tracked_start(&req, bs, offset, bytes,
                           bdrv_is_unaligned(bs, offset, bytes), true);
     if (op == BDRV_DATA_WRITE) {
-        ret = bdrv_co_do_pwritev(bs, offset, bytes, qiov, 0, flags);
+        ret = bdrv_co_untracked_pwritev(bs, offset, bytes, qiov, 0, flags);
     } else {
-        ret = bdrv_co_do_pwrite_zeroes(bs, offset, bytes, flags);
+        ret = bdrv_co_untracked_pwrite_zeroes(bs, offset, bytes, flags);
     }
     bdrv_tracked_end(&req);
     return ret;
@@ -1265,424 +865,3 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
     return ret;
 }
 
-/* ---- Block status */
-
-/* The node whose data shows through where bs allocates nothing. */
-static BlockDriverState *bdrv_cow_or_filtered(BlockDriverState *bs)
-{
-    if (bs->backing) {
-        return bs->backing->bs;
-    }
-    if (bs->drv && bs->drv->is_filter && bs->file) {
-        return bs->file->bs;
-    }
-    return NULL;
-}
-
-/* Status without a driver callback: protocols hold data, filters defer. */
-static int bdrv_block_status_default(BlockDriverState *bs, int64_t offset,
-                                     int64_t bytes, int64_t *pnum,
-                                     int64_t *map, BlockDriverState **file)
-{
-    *pnum = bytes;
-    *map = offset;
-    if (bs->drv->protocol) {
-        *file = bs;
-        return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
-    }
-    if (bs->drv->is_filter && bs->file) {
-        *file = bs->file->bs;
-        return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-    }
-    return BDRV_BLOCK_DATA;
-}
-
-/* Ask the driver about an aligned superset of the range and trim back. */
-static int coroutine_fn bdrv_block_status_driver(BlockDriverState *bs,
-                                                 bool want_zero,
-                                                 int64_t offset,
-                                                 int64_t bytes, int64_t total,
-                                                 int64_t *pnum, int64_t *map,
-                                                 BlockDriverState **file)
-{
-    int64_t align = bs->bl.request_alignment;
-    int64_t aoff = QEMU_ALIGN_DOWN(offset, align);
-    int64_t aend = MIN(QEMU_ALIGN_UP(offset + bytes, align),
-                       QEMU_ALIGN_UP(total, align));
-    int64_t n = 0;
-    int ret;
-
-    ret = bs->drv->bdrv_co_block_status(bs, want_zero, aoff, aend - aoff, &n,
-                                        map, file);
-    if (ret < 0) {
-        return ret;
-    }
-    n = MIN(n, aend - aoff);
-    if (n <= offset - aoff) {
-        return -EIO;    /* the driver made no progress */
-    }
-    *pnum = MIN(n - (offset - aoff), bytes);
-    if (ret & BDRV_BLOCK_OFFSET_VALID) {
-        *map += offset - aoff;
-    }
-    return ret;
-}
-
-/*
- * Refine a DATA answer by asking the file where it is stored: holes
- * there (or bytes past its end) read as zeroes.
- */
-static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
-                                                 int ret, int64_t map,
-                                                 int64_t *pnum);
-
-/*
- * Status of bs alone (see bdrv_co_block_status), with the driver's
- * want_zero hint.
- */
-static int coroutine_fn bdrv_co_status_one(BlockDriverState *bs,
-                                           bool want_zero, int64_t offset,
-                                           int64_t bytes, int64_t *pnum,
-                                           int64_t *map,
-                                           BlockDriverState **file)
-{
-    BlockDriverState *local_file = NULL, *cow;
-    int64_t local_map = 0, total;
-    int ret;
-
-    *pnum = 0;
-    if (!bs || !bs->drv) {
-        return -ENOMEDIUM;
-    }
-    total = bdrv_getlength(bs);
-    if (total < 0) {
-        return total;
-    }
-    if (offset < 0 || bytes < 0) {
-        return -EIO;
-    }
-    if (offset >= total) {
-        return BDRV_BLOCK_EOF;
-    }
-    bytes = MIN(bytes, total - offset);
-    if (bytes == 0) {
-        return 0;
-    }
-    if (bs->drv->bdrv_co_block_status) {
-        ret = bdrv_block_status_driver(bs, want_zero, offset, bytes, total,
-                                       pnum, &local_map, &local_file);
-    } else {
-        ret = bdrv_block_status_default(bs, offset, bytes, pnum, &local_map,
-                                        &local_file);
-    }
-    if (ret < 0) {
-        return ret;
-    }
-    if (ret & BDRV_BLOCK_RAW) {
-        if (!local_file) {
-            return -EIO;
-        }
-        ret = bdrv_co_status_one(local_file, want_zero, local_map, *pnum,
-                                 pnum, &local_map, &local_file);
-        if (ret < 0) {
-            return ret;
-        }
-        ret &= ~BDRV_BLOCK_EOF;
-        goto out;
-    }
-    if ((ret & BDRV_BLOCK_RECURSE) && want_zero && local_file &&
-        (ret & BDRV_BLOCK_OFFSET_VALID) && (ret & BDRV_BLOCK_DATA) &&
-        !(ret & BDRV_BLOCK_ZERO)) {
-        ret = bdrv_block_status_refine(local_file, ret, local_map, pnum);
-    }
-    ret &= ~(BDRV_BLOCK_RECURSE | BDRV_BLOCK_EOF);
-    if (ret & (BDRV_BLOCK_DATA | BDRV_BLOCK_ZERO)) {
-        ret |= BDRV_BLOCK_ALLOCATED;
-    } else if (!bs->drv->is_filter) {
-        /* Unallocated: zeroes unless a backing node supplies the data. */
-        cow = bdrv_cow_or_filtered(bs);
-        if (!cow || offset >= bdrv_getlength(cow)) {
-            ret |= BDRV_BLOCK_ZERO;
-        }
-    }
-out:
-    if (offset + *pnum >= total) {
-        ret |= BDRV_BLOCK_EOF;
-    }
-    if (map) {
-        *map = local_map;
-    }
-    if (file) {
-        *file = local_file;
-    }
-    return ret;
-}
-
-/*
- * RECURSE refinement of a format's DATA answer: ask its file about the
- * host range at map. Where the file has a hole (or ends) the data reads
- * as zeroes, so ZERO is added and *pnum shrinks to the file's answer; if
- * the file cannot tell, ret is returned unchanged. Coroutine context.
- */
-static int coroutine_fn bdrv_block_status_refine(BlockDriverState *file,
-                                                 int ret, int64_t map,
-                                                 int64_t *pnum)
-{
-    int64_t file_pnum = 0;
-    int ret2 = bdrv_co_status_one(file, true, map, *pnum, &file_pnum, NULL,
-                                  NULL);
-
-    if (ret2 < 0) {
-        return ret;
-    }
-    if (file_pnum == 0) {
-        return ret | BDRV_BLOCK_ZERO;
-    }
-    *pnum = file_pnum;
-    return ret | (ret2 & BDRV_BLOCK_ZERO);
-}
-
-/* Status of one node with precise zero detection (see block.h). */
-int coroutine_fn bdrv_co_block_status(BlockDriverState *bs, int64_t offset,
-                                      int64_t bytes, int64_t *pnum,
-                                      int64_t *map, BlockDriverState **file)
-{
-    int64_t local_pnum;
-    int ret;
-
-    pnum = pnum ? pnum : &local_pnum;
-    ret = bdrv_co_status_one(bs, true, offset, bytes, pnum, map, file);
-    trace_bdrv_co_block_status(bs, offset, bytes, ret, *pnum);
-    return ret;
-}
-
-/*
- * Walk from bs towards base. Each lower layer is only asked about the
- * prefix that all upper layers leave unallocated, so *pnum only shrinks
- * and a sparse chain is answered in a handful of driver calls however big
- * it is. The walk stops at the first layer that allocates the range or
- * knows it reads as zeroes; qemu-img map reports the same depth.
- */
-int coroutine_fn bdrv_co_block_status_above(BlockDriverState *bs,
-                                            BlockDriverState *base,
-                                            int64_t offset, int64_t bytes,
-                                            int64_t *pnum, int64_t *map,
-                                            BlockDriverState **file,
-                                            int *depth)
-{
-    int64_t total = bdrv_getlength(bs), local_pnum;
-    BlockDriverState *p = bs, *next;
-    int d = 0, ret;
-
-    pnum = pnum ? pnum : &local_pnum;
-    if (total < 0) {
-        return total;
-    }
-    for (;;) {
-        ret = bdrv_co_status_one(p, true, offset, bytes, pnum, map, file);
-        if (ret < 0) {
-            return ret;
-        }
-        if (*pnum == 0 && p != bs) {
-            /* Past the end of a shorter lower layer: its EOF reads zero. */
-            *pnum = bytes;
-            ret = BDRV_BLOCK_ZERO | BDRV_BLOCK_ALLOCATED;
-            if (file) {
-                *file = p;
-            }
-            break;
-        }
-        if (*pnum == 0 || (ret & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO))) {
-            break;
-        }
-        next = bdrv_cow_or_filtered(p);
-        if (!next || next == base) {
-            break;
-        }
-        bytes = *pnum;
-        p = next;
-        d++;
-    }
-    ret &= ~BDRV_BLOCK_EOF;
-    if (offset + *pnum >= total) {
-        ret |= BDRV_BLOCK_EOF;
-    }
-    if (depth) {
-        *depth = d;
-    }
-    trace_bdrv_co_block_status_above(bs, base, offset, ret, *pnum, d);
-    return ret;
-}
-
-/* Allocation only (drivers may skip zero detection): 1, 0 or -errno. */
-int coroutine_fn bdrv_co_is_allocated(BlockDriverState *bs, int64_t offset,
-                                      int64_t bytes, int64_t *pnum)
-{
-    int64_t local_pnum;
-    int ret;
-
-    pnum = pnum ? pnum : &local_pnum;
-    ret = bdrv_co_status_one(bs, false, offset, bytes, pnum, NULL, NULL);
-    if (ret < 0) {
-        return ret;
-    }
-    return !!(ret & BDRV_BLOCK_ALLOCATED);
-}
-
-/*
- * Like the walk above, but for jobs deciding what to copy: a range past
- * the end of a shorter intermediate layer counts as allocated there (it
- * reads as zeroes because of that layer, whatever lies below), as in
- * QEMU. Layers between top and base are asked; base too if include_base.
- */
-int coroutine_fn bdrv_co_is_allocated_above(BlockDriverState *top,
-                                            BlockDriverState *base,
-                                            bool include_base,
-                                            int64_t offset, int64_t bytes,
-                                            int64_t *pnum)
-{
-    int64_t n = bytes, local_pnum;
-    BlockDriverState *p = top;
-
-    pnum = pnum ? pnum : &local_pnum;
-    for (;;) {
-        int ret = bdrv_co_is_allocated(p, offset, n, pnum);
-        BlockDriverState *next;
-
-        if (ret < 0) {
-            return ret;
-        }
-        if (*pnum == 0 && p != top) {
-            /* Past the end of a shorter layer, which thus decides: zero. */
-            *pnum = n;
-            return 1;
-        }
-        if (ret == 1 || *pnum == 0) {
-            return ret;
-        }
-        n = *pnum;
-        next = bdrv_cow_or_filtered(p);
-        if (p == base || !next || (next == base && !include_base)) {
-            return 0;
-        }
-        p = next;
-    }
-}
-
-/* ---- Copy-on-read switch and drain */
-
-void bdrv_enable_copy_on_read(BlockDriverState *bs)
-{
-    bs->copy_on_read++;
-}
-
-void bdrv_disable_copy_on_read(BlockDriverState *bs)
-{
-    g_assert(bs->copy_on_read > 0);
-    bs->copy_on_read--;
-}
-
-/* What a drain waits for. */
-typedef enum BdrvDrainScope {
-    BDRV_DRAIN_SUBTREE,     /* bs and every node below it */
-    BDRV_DRAIN_SECTION,     /* that, and every node above bs */
-    BDRV_DRAIN_ALL,         /* every node */
-} BdrvDrainScope;
-
-/* True if bs or a node below it has a request in flight. */
-static bool bdrv_subtree_busy(BlockDriverState *bs)
-{
-    if (bs->in_flight) {
-        return true;
-    }
-    for (GSList *l = bs->children; l; l = l->next) {
-        if (bdrv_subtree_busy(((BdrvChild *)l->data)->bs)) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* True if a node above bs (a parent, recursively) has a request in flight. */
-static bool bdrv_ancestors_busy(BlockDriverState *bs)
-{
-    for (GSList *l = bs->parents; l; l = l->next) {
-        BlockDriverState *p = ((BdrvChild *)l->data)->parent;
-
-        if (p && (p->in_flight || bdrv_ancestors_busy(p))) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static bool bdrv_drain_busy(BlockDriverState *bs, BdrvDrainScope scope)
-{
-    switch (scope) {
-    case BDRV_DRAIN_SUBTREE:
-        return bdrv_subtree_busy(bs);
-    case BDRV_DRAIN_SECTION:
-        return bdrv_subtree_busy(bs) || bdrv_ancestors_busy(bs);
-    case BDRV_DRAIN_ALL:
-        for (bs = bdrv_next_node(NULL); bs; bs = bdrv_next_node(bs)) {
-            if (bs->in_flight) {
-                return true;
-            }
-        }
-        return false;
-    }
-    return false;
-}
-
-/*
- * Wait until nothing in scope is in flight: in a coroutine, park until a
- * node goes idle and look again; outside, run the main loop meanwhile.
- * A coroutine must not drain a node it has a request in flight on.
- */
-static void bdrv_drain_wait(BlockDriverState *bs, BdrvDrainScope scope)
-{
-    while (bdrv_drain_busy(bs, scope)) {
-        if (qemu_in_coroutine()) {
-            bdrv_drain_waiters++;
-            qemu_co_queue_wait(&bdrv_drain_waitq, NULL);
-            bdrv_drain_waiters--;
-        } else {
-            aio_poll(true);
-        }
-    }
-}
-
-void bdrv_drain(BlockDriverState *bs)
-{
-    trace_bdrv_drain(bs, bs->in_flight);
-    bdrv_drain_wait(bs, BDRV_DRAIN_SUBTREE);
-}
-
-/*
- * New external requests on bs (and on any node above it, whose requests
- * would reach bs) park from here on; then wait for those in flight.
- */
-void bdrv_drained_begin(BlockDriverState *bs)
-{
-    trace_bdrv_drained_begin(bs, bs->quiesce_counter);
-    bs->quiesce_counter++;
-    bdrv_quiesce_total++;
-    bdrv_drain_wait(bs, BDRV_DRAIN_SECTION);
-}
-
-/* Leave a drained section; the last one on bs lets parked requests go. */
-void bdrv_drained_end(BlockDriverState *bs)
-{
-    g_assert(bs->quiesce_counter > 0 && bdrv_quiesce_total > 0);
-    trace_bdrv_drained_end(bs, bs->quiesce_counter);
-    bdrv_quiesce_total--;
-    if (--bs->quiesce_counter == 0) {
-        qemu_co_queue_restart_all(&bdrv_quiesce_parked);
-    }
-}
-
-void bdrv_drain_all(void)
-{
-    trace_bdrv_drain_all();
-    bdrv_drain_wait(NULL, BDRV_DRAIN_ALL);
-}

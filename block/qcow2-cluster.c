@@ -24,8 +24,15 @@
  * or compressed) is never written in place: writes allocate a new
  * cluster and copy the untouched parts.
  *
- * Callers hold s->lock. Allocating writes keep it across the data write,
- * so two writers never allocate the same guest cluster.
+ * Callers hold s->lock. An allocating write drops it during its data
+ * I/O (COW head/tail reads and the data write) after listing its guest
+ * range in s->inflight_allocs; every change to L2 entries (allocation,
+ * zero, discard, preallocation) first waits for in-flight allocations
+ * overlapping its range, so two writers never allocate the same guest
+ * cluster and old entries stay valid until the writer links its own.
+ * Data writes to different clusters thus run in parallel; metadata
+ * updates stay serialised under the lock and go to the caches, which
+ * flush only where the ordering above requires it.
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
@@ -336,51 +343,77 @@ static int coroutine_fn read_old_contents(BlockDriverState *bs, uint64_t l2e,
     }
 }
 
-int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
-                                      uint64_t bytes, QEMUIOVector *qiov,
-                                      size_t qiov_offset)
+/*
+ * Lock held. Wait until no in-flight allocating write overlaps the
+ * clusters of [offset, offset + bytes); the lock is dropped while
+ * waiting, so the caller must look the mapping up afresh afterwards.
+ */
+static void coroutine_fn wait_inflight_allocs(BlockDriverState *bs,
+                                              uint64_t offset, uint64_t bytes)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t start = qcow2_start_of_cluster(s, offset);
+    uint64_t end = offset + bytes;
+
+restart:
+    for (Qcow2InflightAlloc *a = s->inflight_allocs; a; a = a->next) {
+        if (a->start < end && start < a->end) {
+            trace_qcow2_wait_inflight_alloc(bs, offset, bytes, a->start);
+            qemu_co_queue_wait(&a->waiters, &s->lock);
+            goto restart;   /* a is gone; the list may have changed */
+        }
+    }
+}
+
+/* Lock held. List a (on the caller's stack) as in flight over [start, end). */
+static void inflight_alloc_begin(BDRVQcow2State *s, Qcow2InflightAlloc *a,
+                                 uint64_t start, uint64_t end)
+{
+    *a = (Qcow2InflightAlloc) { .start = start, .end = end,
+                                .next = s->inflight_allocs };
+    qemu_co_queue_init(&a->waiters);
+    s->inflight_allocs = a;
+}
+
+/* Lock held. Unlist a and wake whoever waits for it. */
+static void inflight_alloc_end(BDRVQcow2State *s, Qcow2InflightAlloc *a)
+{
+    Qcow2InflightAlloc **p = &s->inflight_allocs;
+
+    while (*p != a) {
+        p = &(*p)->next;
+    }
+    *p = a->next;
+    qemu_co_queue_restart_all(&a->waiters);
+}
+
+/*
+ * Lock dropped. Write the n new clusters at host: COW head (from old
+ * entry head_l2e) + guest data + COW tail (from tail_l2e), in one write.
+ */
+static int coroutine_fn alloc_write_data(BlockDriverState *bs,
+                                         uint64_t offset, uint64_t bytes,
+                                         QEMUIOVector *qiov,
+                                         size_t qiov_offset, int64_t host,
+                                         uint64_t head_l2e, uint64_t tail_l2e)
 {
     BDRVQcow2State *s = bs->opaque;
     uint64_t first = qcow2_start_of_cluster(s, offset);
-    uint64_t end = offset + bytes;
-    uint64_t last_end = QEMU_ALIGN_UP(end, s->cluster_size);
-    uint64_t n = (last_end - first) >> s->cluster_bits;
-    uint64_t head = offset - first, tail = last_end - end;
-    int idx0 = qcow2_offset_to_l2_index(s, first);
-    g_autofree uint64_t *old = g_new(uint64_t, n);
+    uint64_t last_end = QEMU_ALIGN_UP(offset + bytes, s->cluster_size);
+    uint64_t head = offset - first, tail = last_end - (offset + bytes);
     uint8_t *head_buf = NULL, *tail_buf = NULL;
     QEMUIOVector hd_qiov;
-    bool need_free = false;
-    int64_t host;
-    void *l2;
-    int ret;
+    int ret = 0;
 
-    ret = qcow2_co_get_l2(bs, offset, true, &l2);
-    if (ret < 0) {
-        return ret;
-    }
-    for (uint64_t i = 0; i < n; i++) {
-        old[i] = qcow2_l2e_get(s, l2, idx0 + i);
-        need_free |= qcow2_l2e_type(old[i]) != QCOW2_CLUSTER_UNALLOCATED &&
-                     qcow2_l2e_type(old[i]) != QCOW2_CLUSTER_ZERO_PLAIN;
-    }
-    host = qcow2_co_alloc_clusters(bs, n << s->cluster_bits);
-    if (host < 0) {
-        ret = host;
-        goto out;
-    }
-    trace_qcow2_alloc_write(bs, offset, bytes, host);
-
-    /* One write: COW head + guest data + COW tail. */
     qemu_iovec_init(&hd_qiov, qiov->niov + 2);
     if (head) {
         head_buf = qemu_blockalign(head);
-        ret = read_old_contents(bs, old[0], first, 0, head, head_buf);
+        ret = read_old_contents(bs, head_l2e, first, 0, head, head_buf);
         qemu_iovec_add(&hd_qiov, head_buf, head);
     }
     if (ret >= 0 && tail) {
         tail_buf = qemu_blockalign(tail);
-        ret = read_old_contents(bs, old[n - 1], last_end - s->cluster_size,
+        ret = read_old_contents(bs, tail_l2e, last_end - s->cluster_size,
                                 s->cluster_size - tail, tail, tail_buf);
     }
     qemu_iovec_concat(&hd_qiov, qiov, qiov_offset, bytes);
@@ -388,18 +421,31 @@ int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
         qemu_iovec_add(&hd_qiov, tail_buf, tail);
     }
     if (ret >= 0) {
-        ret = bdrv_co_pwritev(bs->file, host, n << s->cluster_bits,
-                              &hd_qiov, 0);
+        ret = bdrv_co_pwritev(bs->file, host, last_end - first, &hd_qiov, 0);
     }
     qemu_iovec_destroy(&hd_qiov);
     qemu_vfree(head_buf);
     qemu_vfree(tail_buf);
-    if (ret < 0) {
-        qcow2_co_free_clusters(bs, host, n << s->cluster_bits);
-        goto out;
-    }
+    return ret;
+}
 
-    /* Link: data must be durable before the L2 table reaches the disk. */
+/*
+ * Lock held, data written. Point the n L2 entries from guest cluster
+ * first on at host (the L2 table is written back only after a flush of
+ * the file: data before reference), then release what old[] referenced.
+ */
+static int coroutine_fn alloc_link(BlockDriverState *bs, uint64_t first,
+                                   uint64_t n, int64_t host,
+                                   const uint64_t *old, bool need_free)
+{
+    BDRVQcow2State *s = bs->opaque;
+    int idx0 = qcow2_offset_to_l2_index(s, first);
+    void *l2;
+    int ret = qcow2_co_get_l2(bs, first, true, &l2);
+
+    if (ret < 0) {
+        return ret;
+    }
     for (uint64_t i = 0; i < n; i++) {
         qcow2_l2e_set(s, l2, idx0 + i,
                       (host + (i << s->cluster_bits)) | QCOW_OFLAG_COPIED);
@@ -407,7 +453,6 @@ int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
     qcow2_cache_entry_mark_dirty(s->l2_table_cache, l2);
     qcow2_cache_depends_on_flush(s->l2_table_cache);
     qcow2_cache_put(s->l2_table_cache, &l2);
-
     if (need_free) {
         /* The new L2 entries must be on disk before old refcounts drop. */
         ret = qcow2_cache_flush(s->l2_table_cache);
@@ -419,8 +464,54 @@ int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
         }
     }
     return 0;
-out:
+}
+
+int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
+                                      uint64_t bytes, QEMUIOVector *qiov,
+                                      size_t qiov_offset)
+{
+    BDRVQcow2State *s = bs->opaque;
+    uint64_t first = qcow2_start_of_cluster(s, offset);
+    uint64_t last_end = QEMU_ALIGN_UP(offset + bytes, s->cluster_size);
+    uint64_t n = (last_end - first) >> s->cluster_bits;
+    int idx0 = qcow2_offset_to_l2_index(s, first);
+    g_autofree uint64_t *old = g_new(uint64_t, n);
+    Qcow2InflightAlloc inflight;
+    bool need_free = false;
+    int64_t host;
+    void *l2;
+    int ret;
+
+    /* Allocates the L2 table itself if needed, so linking cannot fail on
+     * a missing table later. */
+    ret = qcow2_co_get_l2(bs, offset, true, &l2);
+    if (ret < 0) {
+        return ret;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        old[i] = qcow2_l2e_get(s, l2, idx0 + i);
+        need_free |= qcow2_l2e_type(old[i]) != QCOW2_CLUSTER_UNALLOCATED &&
+                     qcow2_l2e_type(old[i]) != QCOW2_CLUSTER_ZERO_PLAIN;
+    }
     qcow2_cache_put(s->l2_table_cache, &l2);
+    host = qcow2_co_alloc_clusters(bs, n << s->cluster_bits);
+    if (host < 0) {
+        return host;
+    }
+    trace_qcow2_alloc_write(bs, offset, bytes, host);
+
+    /* The data I/O runs unlocked: other requests proceed in parallel. */
+    inflight_alloc_begin(s, &inflight, first, last_end);
+    qemu_co_mutex_unlock(&s->lock);
+    ret = alloc_write_data(bs, offset, bytes, qiov, qiov_offset, host,
+                           old[0], old[n - 1]);
+    qemu_co_mutex_lock(&s->lock);
+    if (ret >= 0) {
+        ret = alloc_link(bs, first, n, host, old, need_free);
+    } else {
+        qcow2_co_free_clusters(bs, host, n << s->cluster_bits);
+    }
+    inflight_alloc_end(s, &inflight);
     return ret;
 }
 
@@ -545,6 +636,7 @@ int coroutine_fn qcow2_co_zero_or_discard(BlockDriverState *bs,
         if (qcow2_offset_to_l1_index(s, offset) >= s->l1_size) {
             break;
         }
+        wait_inflight_allocs(bs, offset, chunk_end - offset);
         ret = zero_discard_in_table(bs, offset, n, mode);
         if (ret < 0) {
             return ret;
@@ -633,6 +725,7 @@ int coroutine_fn qcow2_co_preallocate_metadata(BlockDriverState *bs,
         int64_t host;
         void *l2;
 
+        wait_inflight_allocs(bs, offset, chunk_end - offset);
         ret = qcow2_co_get_l2(bs, offset, true, &l2);
         if (ret < 0) {
             return ret;
@@ -821,6 +914,7 @@ static int coroutine_fn write_step(BlockDriverState *bs, uint64_t offset,
     QEMUIOVector sub;
     int ret;
 
+    wait_inflight_allocs(bs, offset, *bytes);
     ret = writable_extent(bs, offset, bytes, &host);
     if (ret < 0) {
         return ret;

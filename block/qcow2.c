@@ -24,7 +24,8 @@
  *
  * Concurrency: s->lock (CoMutex) protects all metadata. Reads and writes
  * to already-allocated clusters drop it during data I/O; allocating
- * writes keep it until their L2 entries are set.
+ * writes drop it too, their guest range listed as in flight until their
+ * L2 entries are set (see qcow2-cluster.c).
  */
 #include "qemu/osdep.h"
 #include "block/qcow2.h"
@@ -68,10 +69,18 @@ const Qcow2CacheOps qcow2_file_cache_ops = {
     .flush = file_cache_flush,
 };
 
-/* Current size of the image file, which grows as clusters are appended. */
+/*
+ * Current size of the image file, which grows as clusters are appended.
+ * The file node's total_bytes is kept current by the request path (every
+ * completed write past EOF, every truncate), so no fstat is needed: this
+ * is asked for every cluster a request maps. Only a node that has not
+ * learnt its length yet asks the driver.
+ */
 int64_t qcow2_file_size(BlockDriverState *bs)
 {
-    return bdrv_getlength(bs->file->bs);
+    BlockDriverState *file = bs->file->bs;
+
+    return file->total_bytes > 0 ? file->total_bytes : bdrv_getlength(file);
 }
 
 /* ---- Header decoding and validation */

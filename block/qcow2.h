@@ -145,6 +145,19 @@ typedef struct Qcow2Cache Qcow2Cache;
 typedef struct Qcow2CacheOps Qcow2CacheOps;
 
 /* ---- Per-node driver state (bs->opaque). */
+/*
+ * An allocating write running with s->lock dropped (qcow2-cluster.c):
+ * its clusters are allocated but its L2 entries not yet set. Any other
+ * change to the L2 entries of [start, end) waits on waiters until it is
+ * done. Lives on the writer's stack, linked in s->inflight_allocs.
+ */
+typedef struct Qcow2InflightAlloc {
+    uint64_t start;                /* guest range, cluster aligned */
+    uint64_t end;
+    CoQueue waiters;
+    struct Qcow2InflightAlloc *next;
+} Qcow2InflightAlloc;
+
 typedef struct BDRVQcow2State {
     BlockDriverState *bs;          /* back pointer */
     int qcow_version;              /* 2 or 3 */
@@ -211,6 +224,8 @@ typedef struct BDRVQcow2State {
 
     /* Protects all metadata: L1, caches, refcount table, header. */
     CoMutex lock;
+    /* Allocating writes between allocation and L2 update (under lock). */
+    Qcow2InflightAlloc *inflight_allocs;
 } BDRVQcow2State;
 
 /* ---- Pure helpers (unit-tested) */
@@ -555,8 +570,10 @@ int coroutine_fn qcow2_co_zero_or_discard(BlockDriverState *bs,
                                           Qcow2ZeroMode mode);
 /*
  * Write [offset, offset + bytes) of guest data from qiov at qiov_offset
- * into clusters that need allocation (lock held throughout); the range
- * lies within one L2 table. Fills head/tail from the old contents.
+ * into clusters that need allocation; the range lies within one L2 table
+ * and no in-flight allocation overlaps it. Fills head/tail from the old
+ * contents. Lock held on entry and exit, dropped during the data I/O
+ * (the range is then listed in s->inflight_allocs).
  */
 int coroutine_fn qcow2_co_alloc_write(BlockDriverState *bs, uint64_t offset,
                                       uint64_t bytes, QEMUIOVector *qiov,

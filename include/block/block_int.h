@@ -191,11 +191,6 @@ struct BlockDriverState {
 
     /* Every child of this node (BdrvChild *), file and backing included. */
     GSList *children;
-    /*
-     * Unused since issue 3: a read-modify-write is now a serialising
-     * tracked request (io.c). Kept so existing code still compiles.
-     */
-    CoMutex rmw_lock;
     /* The format was probed, not named by the user (raw warns on write). */
     bool probed;
 

@@ -1,5 +1,6 @@
 /*
- * Unit tests of request tracking and drain (block/io.c).
+ * Unit tests of request tracking and drain (block/io-tracking.c) and of
+ * closing a node with requests in flight (block/block.c).
  *
  * A mock driver defined here logs every data call it receives and, while
  * its gate is closed, parks the calling coroutine inside the driver until
@@ -92,10 +93,14 @@ static int gate_open(BlockDriverState *bs, QDict *options, int flags,
     return 0;
 }
 
+/* In-flight requests the last gate_close() saw on its node (-1: none). */
+static int gate_close_in_flight = -1;
+
 static void gate_close(BlockDriverState *bs)
 {
     GateState *s = bs->opaque;
 
+    gate_close_in_flight = bs->in_flight;
     g_assert(g_queue_is_empty(&s->parked));
     g_free(s->data);
 }
@@ -462,6 +467,30 @@ static void test_drained_section(void)
     gate_free(bs, root, r, 2);
 }
 
+/*
+ * Dropping the last reference to a node with a request parked in its
+ * driver drains first: the driver closes only after the request ended.
+ */
+static void test_close_drains(void)
+{
+    BdrvChild *root;
+    BlockDriverState *bs = gate_node(0, 1, &root);
+    QEMUTimer *t = timer_new_ns(release_cb, bs);
+    TestReq *r = start_req(root, REQ_WRITE, 0, 4 * KiB);
+
+    g_assert(!r->done);
+    g_assert_cmpuint(bs->in_flight, ==, 1);
+    bdrv_root_unref_child(root);
+    gate_close_in_flight = -1;
+    timer_mod_ns(t, qemu_clock_get_ns() + 5 * 1000 * 1000);
+    bdrv_unref(bs);         /* the last reference: must wait for r */
+    g_assert(r->done);
+    g_assert_cmpint(r->ret, ==, 0);
+    g_assert_cmpint(gate_close_in_flight, ==, 0);
+    timer_free(t);
+    g_free(r);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -480,5 +509,6 @@ int main(int argc, char **argv)
     g_test_add_func("/drain/waits-for-in-flight", test_drain_waits);
     g_test_add_func("/drain/drained-section-queues-new-requests",
                     test_drained_section);
+    g_test_add_func("/drain/close-waits-for-in-flight", test_close_drains);
     return g_test_run();
 }
