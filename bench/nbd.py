@@ -35,28 +35,9 @@ import sys
 import tempfile
 import time
 
+from benchlib import make_random_qcow2, parse_size
+
 READY_TIMEOUT = 10
-
-
-def parse_size(text):
-    units = {'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
-    t = text.strip().lower().rstrip('b').rstrip('i')
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
-
-
-def make_image(d, size):
-    """d/base.qcow2 holding @size bytes of random data."""
-    raw, img = os.path.join(d, 'base.raw'), os.path.join(d, 'base.qcow2')
-    with open(raw, 'wb') as f:
-        for _ in range(size // (4 << 20)):
-            f.write(os.urandom(4 << 20))
-        f.truncate(size)
-    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2', raw,
-                    img], check=True)
-    os.unlink(raw)
-    return img
 
 
 def daemon_args(kind, img, sock, cor):
@@ -269,7 +250,7 @@ def run(build, size=1 << 30, pairs=3, runtime=10, tmpdir=None):
     try:
         print('\ncreating %d MiB random qcow2 image in %s for the NBD '
               'benchmark ...' % (size >> 20, d), flush=True)
-        img = make_image(d, size)
+        img = make_random_qcow2(d, 'base', size)
         rows = bench_rows(binaries, img, d, size, max(pairs, 1), runtime)
     finally:
         shutil.rmtree(d, ignore_errors=True)

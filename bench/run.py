@@ -29,31 +29,7 @@ import sys
 import tempfile
 import time
 
-CHUNK = 4 * 1024 * 1024
-
-
-def parse_size(text):
-    units = {'k': 1 << 10, 'm': 1 << 20, 'g': 1 << 30}
-    t = text.strip().lower().rstrip('b').rstrip('i')
-    if t and t[-1] in units:
-        return int(float(t[:-1]) * units[t[-1]])
-    return int(t)
-
-
-def make_image(d, size):
-    """Create d/src.qcow2 with @size bytes of random data; return its path."""
-    raw, img = os.path.join(d, 'src.raw'), os.path.join(d, 'src.qcow2')
-    with open(raw, 'wb') as f:
-        left = size
-        while left > 0:
-            n = min(CHUNK, left)
-            f.write(os.urandom(n))
-            left -= n
-    subprocess.run(['qemu-img', 'convert', '-f', 'raw', '-O', 'qcow2',
-                    raw, img], check=True)
-    os.unlink(raw)
-    return img
-
+from benchlib import make_random_qcow2, parse_size
 
 def read_args(offsets):
     args = []
@@ -152,7 +128,7 @@ def main():
     try:
         print('creating %d MiB random qcow2 image in %s ...'
               % (size >> 20, d), flush=True)
-        img = make_image(d, size)
+        img = make_random_qcow2(d, 'src', size)
         rows = [bench_row(name, mk, cleanup, tools, max(args.pairs, 1))
                 for name, mk, cleanup in workloads(img, size, d)]
     finally:
