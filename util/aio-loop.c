@@ -13,9 +13,25 @@
  *  - timers: a list sorted by expiry on CLOCK_MONOTONIC;
  *  - an eventfd that aio_notify() writes to wake a blocked ppoll().
  *
- * Everything but the one-shot FIFO and the eventfd is touched only by the
- * loop thread, so it needs no lock. A blocking aio_poll() with nothing
- * else to wait for sleeps on the eventfd until another thread notifies.
+ * Everything but the one-shot FIFO, the eventfd and the two notification
+ * counters below is touched only by the loop thread, so it needs no lock.
+ * A blocking aio_poll() with nothing else to wait for sleeps on the
+ * eventfd until another thread notifies.
+ *
+ * Cheap notification: the eventfd is written only when the loop may be
+ * asleep in ppoll. A blocking aio_poll() raises loop.notify_me *before*
+ * it looks for runnable work and lowers it after ppoll returns; a
+ * notifier publishes its work (and sets loop.notified) *before* it reads
+ * notify_me. Both sides put a full barrier between their store and their
+ * load, so at least one of them sees the other: either the loop finds
+ * the work (or the notified flag) and does not block, or the notifier
+ * sees notify_me and writes the eventfd. Callers on the loop thread
+ * always see notify_me == 0 (callbacks run outside the ppoll window), so
+ * they never make the system call.
+ *
+ * Same-thread coroutine wake-ups do not come through here as one-shots:
+ * they sit on the coroutine layer's own list, which aio_poll() drains
+ * after the dispatch phases (qemu_coroutine_run_wakes()).
  */
 #include "qemu/osdep.h"
 #include "qemu/aio.h"
@@ -62,6 +78,8 @@ static struct {
     GList *timers;            /* of QEMUTimer *, sorted by expire_ns */
     pthread_mutex_t oneshot_lock;
     GQueue oneshot_queue;     /* of OneshotBH *, under oneshot_lock */
+    int notify_me;            /* atomic; > 0 while in the ppoll window */
+    int notified;             /* atomic; aio_notify() since last poll */
 } loop;
 
 static pthread_once_t loop_once = PTHREAD_ONCE_INIT;
@@ -95,8 +113,10 @@ int64_t qemu_clock_get_ns(void)
 }
 
 /*
- * Make the next (or current) ppoll return at once. Safe from any thread;
- * the counter coalesces any number of notifications into one wake-up.
+ * Make the next (or current) ppoll return at once. Safe from any thread.
+ * Callers publish their work first; the flag makes a poll that has not
+ * yet blocked skip blocking, and the eventfd (only written when the loop
+ * is in its ppoll window, see top comment) wakes one that has.
  */
 void aio_notify(void)
 {
@@ -104,6 +124,13 @@ void aio_notify(void)
     ssize_t ret;
 
     qemu_init_main_loop();
+    g_atomic_int_set(&loop.notified, 1);
+    /* Order our work and the flag before reading notify_me (Dekker). */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!g_atomic_int_get(&loop.notify_me)) {
+        return;   /* the loop will look for work before it blocks */
+    }
+    trace_aio_notify_write();
     do {
         ret = write(loop.notify_fd, &one, sizeof(one));
     } while (ret < 0 && errno == EINTR);
@@ -310,12 +337,15 @@ void aio_bh_schedule_oneshot(QEMUBHFunc *cb, void *opaque)
     aio_notify();
 }
 
-/* True if some BH or one-shot callback is waiting to run. */
+/* True if some BH, one-shot callback or coroutine wake-up is waiting. */
 static bool aio_bh_pending(void)
 {
     bool pending;
     GList *l;
 
+    if (qemu_coroutine_wakes_pending()) {
+        return true;
+    }
     for (l = loop.bh_queue.head; l; l = l->next) {
         if (((QEMUBH *)l->data)->scheduled) {
             return true;
@@ -484,10 +514,26 @@ static int aio_ppoll(struct pollfd *pfd, int n, int64_t timeout_ns)
 }
 
 /*
+ * Open the ppoll window of a blocking poll and pick its timeout: 0 if
+ * anything is runnable or a notification came in, else until the first
+ * timer. notify_me is raised before looking (see top comment).
+ */
+static int64_t aio_poll_begin_wait(void)
+{
+    g_atomic_int_inc(&loop.notify_me);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (g_atomic_int_get(&loop.notified) || aio_bh_pending()) {
+        return 0;
+    }
+    return aio_timer_timeout();
+}
+
+/*
  * One iteration: wait (only if blocking and nothing is runnable) until
  * an fd is ready, the first timer is due or the loop is notified, then
- * dispatch fds, due timers, one-shots (coroutine wake-ups) and BHs.
- * Returns true if any callback ran; a bare notification is not progress.
+ * dispatch fds, due timers, one-shots (cross-thread wake-ups), BHs and
+ * same-thread coroutine wake-ups. Returns true if any callback ran; a
+ * bare notification is not progress.
  */
 bool aio_poll(bool blocking)
 {
@@ -498,12 +544,20 @@ bool aio_poll(bool blocking)
     int n, ret;
 
     qemu_init_main_loop();
-    if (blocking && !aio_bh_pending()) {
-        timeout = aio_timer_timeout();
-    }
-
     n = aio_fill_pollfds(&pfd, &hs);
+    if (blocking) {
+        timeout = aio_poll_begin_wait();
+    }
     ret = aio_ppoll(pfd, n, timeout);
+    if (blocking) {
+        g_atomic_int_add(&loop.notify_me, -1);
+    }
+    /*
+     * Any notification so far is answered by this poll returning. The
+     * exchange pairs with the notifier's store, so whatever it published
+     * is visible to our caller; a later one leaves the flag set.
+     */
+    __atomic_exchange_n(&loop.notified, 0, __ATOMIC_SEQ_CST);
     if (ret < 0) {
         fprintf(stderr, "aio_poll: ppoll failed: %s\n", strerror(errno));
         abort();
@@ -520,5 +574,6 @@ bool aio_poll(bool blocking)
     progress |= aio_dispatch_timers();
     progress |= aio_dispatch_oneshots();
     progress |= aio_dispatch_bhs();
+    progress |= qemu_coroutine_run_wakes();
     return progress;
 }

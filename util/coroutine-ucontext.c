@@ -22,6 +22,14 @@
  * yet yielded or terminated); it is whom we return to. co->scheduled is
  * set while an aio_co_wake() is pending and is the only field touched by
  * other threads (atomically).
+ *
+ * aio_co_wake() has two paths. From another thread (thread-pool
+ * completions) it goes through the loop's locked one-shot queue, which
+ * also notifies the loop. On the coroutine's own thread (lock hand-over,
+ * CoQueue wake-ups) it just links co onto this thread's wake list through
+ * co->wake_next: no lock, no allocation, no system call. aio_poll() runs
+ * that list after its dispatch phases and will not block while it is
+ * non-empty. Only the owning thread touches the list.
  */
 #include "qemu/osdep.h"
 #include "qemu/coroutine.h"
@@ -68,6 +76,8 @@ struct Coroutine {
     void *fake_stack;
 #endif
     Coroutine *pool_next;
+    Coroutine *home;         /* &co_leader of the creating thread */
+    Coroutine *wake_next;    /* link in the home thread's wake list */
 };
 
 static __thread Coroutine *co_current;
@@ -76,6 +86,16 @@ static __thread Coroutine *co_pool;
 static __thread unsigned co_pool_size;
 /* Handshake buffer used only while starting a fresh trampoline. */
 static __thread sigjmp_buf *co_start_env;
+/* Same-thread aio_co_wake() FIFO, linked through wake_next. */
+static __thread Coroutine *co_wake_head;
+static __thread Coroutine *co_wake_tail;
+
+/*
+ * Most same-thread wake-ups qemu_coroutine_run_wakes() enters in one call,
+ * counting ones queued while it runs: coroutines waking each other in a
+ * ring cannot starve fds and timers.
+ */
+#define COROUTINE_WAKE_BUDGET 1024
 
 /* Switch from -> to, delivering action; returns the action we resume with. */
 static CoroutineAction coroutine_switch(Coroutine *from, Coroutine *to,
@@ -224,6 +244,8 @@ Coroutine *qemu_coroutine_create(CoroutineEntry *entry, void *opaque)
     co->opaque = opaque;
     co->caller = NULL;
     co->pool_next = NULL;
+    co->home = &co_leader;
+    co->wake_next = NULL;
     g_atomic_int_set(&co->scheduled, 0);
     trace_qemu_coroutine_create(co, entry, opaque);
     return co;
@@ -327,7 +349,8 @@ static void aio_co_wake_bh(void *opaque)
 }
 
 /*
- * Defer entering co to the loop via a thread-safe one-shot BH. The
+ * Defer entering co to the loop: on co's own thread via the plain wake
+ * list, from any other thread via a thread-safe one-shot BH. The
  * scheduled flag catches double wake-ups, a sure sign of a lost-wakeup or
  * double-completion bug in the caller.
  */
@@ -337,8 +360,48 @@ void aio_co_wake(Coroutine *co)
         fprintf(stderr, "Co-routine was already scheduled by aio_co_wake\n");
         abort();
     }
+    if (co->home == &co_leader) {
+        trace_aio_co_wake_local(co);
+        co->wake_next = NULL;
+        if (co_wake_tail) {
+            co_wake_tail->wake_next = co;
+        } else {
+            co_wake_head = co;
+        }
+        co_wake_tail = co;
+        return;
+    }
     trace_aio_co_wake(co);
     aio_bh_schedule_oneshot(aio_co_wake_bh, co);
+}
+
+bool qemu_coroutine_wakes_pending(void)
+{
+    return co_wake_head != NULL;
+}
+
+/*
+ * Enter queued same-thread wake-ups in FIFO order, up to the budget.
+ * Pops one at a time, so a nested aio_poll() from an entered coroutine's
+ * callee sees (and may run) the rest of the list consistently.
+ */
+bool qemu_coroutine_run_wakes(void)
+{
+    unsigned budget = COROUTINE_WAKE_BUDGET;
+    bool progress = false;
+
+    while (co_wake_head && budget-- > 0) {
+        Coroutine *co = co_wake_head;
+
+        co_wake_head = co->wake_next;
+        if (!co_wake_head) {
+            co_wake_tail = NULL;
+        }
+        co->wake_next = NULL;
+        aio_co_wake_bh(co);
+        progress = true;
+    }
+    return progress;
 }
 
 /*

@@ -8,6 +8,9 @@
  * Waiters are always resumed through aio_co_wake(), i.e. from the main
  * loop, never on the waker's stack: a coroutine that releases a lock
  * keeps running until it yields, and the woken one runs afterwards.
+ * These are same-thread wakes, so they cost no lock, allocation or system
+ * call: the woken coroutine runs at the end of the current aio_poll()
+ * iteration (see aio_co_wake() in coroutine-ucontext.c).
  *
  * Ownership is handed over rather than re-contested: unlocking a CoMutex
  * with waiters makes the first waiter the holder before waking it, and a

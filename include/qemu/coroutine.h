@@ -88,4 +88,14 @@ void qemu_coroutine_run_sync(CoroutineEntry *entry, void *opaque,
 /* Sleep the calling coroutine for ns nanoseconds of monotonic time. */
 void coroutine_fn qemu_co_sleep_ns(int64_t ns);
 
+/*
+ * Runtime internals, for util/aio-loop.c only. aio_co_wake() called on
+ * the coroutine's own thread queues it on a per-thread list (no lock, no
+ * allocation, no notification); aio_poll() asks whether that list is
+ * non-empty before blocking and runs it after its dispatch phases.
+ * qemu_coroutine_run_wakes() returns true if it entered any coroutine.
+ */
+bool qemu_coroutine_wakes_pending(void);
+bool qemu_coroutine_run_wakes(void);
+
 #endif /* QEMU_COROUTINE_H */

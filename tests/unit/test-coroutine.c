@@ -697,6 +697,232 @@ static void test_pool_many_concurrent(void)
     g_free(args);
 }
 
+/* ---- cheap wake-ups: no lost notifications, no starvation ---- */
+
+/*
+ * The tests below would hang, not fail, if a wake-up were lost (the loop
+ * blocks forever). A watchdog turns a hang into a loud failure.
+ */
+#define WAKE_WATCHDOG_SEC 60
+
+/* Tiny job; every 8th one sleeps so completions race the loop's ppoll. */
+static int hammer_job(void *opaque)
+{
+    int *v = opaque;
+
+    if ((*v & 7) == 0) {
+        g_usleep(*v % 50);
+    }
+    return *v + 1;
+}
+
+typedef struct {
+    int rounds;
+    int bad;
+    bool done;
+} HammerArg;
+
+/* Submit jobs one after another; each completion must wake us. */
+static void coroutine_fn hammer_entry(void *opaque)
+{
+    HammerArg *a = opaque;
+    int i;
+
+    for (i = 0; i < a->rounds; i++) {
+        int v = i;
+
+        if (thread_pool_submit_co(hammer_job, &v) != i + 1) {
+            a->bad++;
+        }
+    }
+    a->done = true;
+}
+
+/*
+ * Thousands of worker completions land while the loop is blocking in
+ * aio_poll(true) (or about to): each one must get through.
+ */
+static void test_pool_completions_hammer(void)
+{
+    enum { NCO = 4, ROUNDS = 1500 };
+    HammerArg args[NCO] = { { 0 } };
+    int i, done;
+
+    alarm(WAKE_WATCHDOG_SEC);
+    for (i = 0; i < NCO; i++) {
+        args[i].rounds = ROUNDS;
+        qemu_coroutine_enter(qemu_coroutine_create(hammer_entry, &args[i]));
+    }
+    do {
+        aio_poll(true);
+        for (done = 0, i = 0; i < NCO; i++) {
+            done += args[i].done;
+        }
+    } while (done < NCO);
+    alarm(0);
+    for (i = 0; i < NCO; i++) {
+        g_assert_cmpint(args[i].bad, ==, 0);
+    }
+}
+
+typedef struct {
+    int flag;        /* atomic: set by the thread, cleared by the loop */
+    int quit;        /* atomic */
+} NotifyArg;
+
+/* Set the flag and aio_notify(), wait for the loop to consume it. */
+static gpointer notify_thread(gpointer opaque)
+{
+    NotifyArg *a = opaque;
+
+    while (!g_atomic_int_get(&a->quit)) {
+        if (!g_atomic_int_get(&a->flag)) {
+            g_atomic_int_set(&a->flag, 1);
+            aio_notify();
+        }
+    }
+    return NULL;
+}
+
+/* A bare aio_notify() (no queued work) still ends a blocking poll. */
+static void test_notify_wakes_blocked_poll(void)
+{
+    NotifyArg a = { 0 };
+    GThread *t;
+    int i;
+
+    alarm(WAKE_WATCHDOG_SEC);
+    t = g_thread_new("notify", notify_thread, &a);
+    for (i = 0; i < 20000; i++) {
+        AIO_WAIT_WHILE(!g_atomic_int_get(&a.flag));
+        g_atomic_int_set(&a.flag, 0);
+    }
+    g_atomic_int_set(&a.quit, 1);
+    g_thread_join(t);
+    alarm(0);
+    poll_drain();
+}
+
+/* A same-thread wake makes a blocking poll run it instead of sleeping. */
+static void test_local_wake_does_not_block(void)
+{
+    int stage = 0;
+
+    alarm(WAKE_WATCHDOG_SEC);
+    qemu_coroutine_enter(qemu_coroutine_create(wake_entry, &stage));
+    g_assert_cmpint(stage, ==, 1);
+    g_assert(aio_poll(true));             /* no fd, timer or BH: just it */
+    g_assert_cmpint(stage, ==, 2);
+    alarm(0);
+}
+
+typedef struct {
+    Coroutine *peer;
+    int *count;
+    int rounds;
+} PingArg;
+
+/* Wake the peer and wait to be woken, rounds times (a wake-up ring). */
+static void coroutine_fn ping_entry(void *opaque)
+{
+    PingArg *a = opaque;
+    int i;
+
+    for (i = 0; i < a->rounds; i++) {
+        (*a->count)++;
+        if (a->peer && !qemu_coroutine_entered(a->peer)) {
+            aio_co_wake(a->peer);
+        }
+        qemu_coroutine_yield();
+    }
+    a->peer = NULL;
+}
+
+static void record_count_cb(void *opaque)
+{
+    int *pair = opaque;
+
+    pair[1] = pair[0];
+}
+
+/*
+ * Two coroutines waking each other forever must not starve the loop: a
+ * BH scheduled meanwhile runs long before they are done.
+ */
+static void test_wake_ring_does_not_starve(void)
+{
+    enum { ROUNDS = 20000 };
+    int pair[2] = { 0, -1 };     /* wake count, count seen by the BH */
+    PingArg a = { .count = &pair[0], .rounds = ROUNDS };
+    PingArg b = { .count = &pair[0], .rounds = ROUNDS };
+    Coroutine *ca = qemu_coroutine_create(ping_entry, &a);
+    Coroutine *cb = qemu_coroutine_create(ping_entry, &b);
+    QEMUBH *bh = qemu_bh_new(record_count_cb, pair);
+
+    a.peer = cb;
+    b.peer = ca;
+    qemu_coroutine_enter(ca);             /* wakes b, yields */
+    qemu_bh_schedule(bh);
+    while (pair[0] < 2 * ROUNDS - 1) {
+        aio_poll(true);
+    }
+    g_assert_cmpint(pair[1], >=, 0);
+    g_assert_cmpint(pair[1], <, ROUNDS);
+    /* Whoever is left parked gets one last wake to finish. */
+    if (a.peer) {
+        aio_co_wake(ca);
+    }
+    if (b.peer) {
+        aio_co_wake(cb);
+    }
+    poll_drain();
+    qemu_bh_delete(bh);
+}
+
+/*
+ * A contended CoMutex hands over in FIFO order through same-thread
+ * wakes: every coroutine gets the lock once per round, in turn.
+ */
+typedef struct {
+    CoMutex *m;
+    GString *log;
+    char name;
+    int rounds;
+} ChainArg;
+
+static void coroutine_fn chain_entry(void *opaque)
+{
+    ChainArg *a = opaque;
+    int i;
+
+    for (i = 0; i < a->rounds; i++) {
+        qemu_co_mutex_lock(a->m);
+        g_string_append_c(a->log, a->name);
+        aio_co_wake(qemu_coroutine_self());   /* yield while holding */
+        qemu_coroutine_yield();
+        qemu_co_mutex_unlock(a->m);
+    }
+}
+
+static void test_mutex_handover_chain(void)
+{
+    enum { NCO = 3, ROUNDS = 4 };
+    CoMutex m;
+    ChainArg args[NCO];
+    GString *log = g_string_new(NULL);
+    int i;
+
+    qemu_co_mutex_init(&m);
+    for (i = 0; i < NCO; i++) {
+        args[i] = (ChainArg) { &m, log, 'a' + i, ROUNDS };
+        qemu_coroutine_enter(qemu_coroutine_create(chain_entry, &args[i]));
+    }
+    poll_drain();
+    g_assert_cmpstr(log->str, ==, "abcabcabcabc");
+    g_assert(!m.locked);
+    g_string_free(log, true);
+}
+
 int main(int argc, char **argv)
 {
     g_test_init(&argc, &argv, NULL);
@@ -731,5 +957,14 @@ int main(int argc, char **argv)
     g_test_add_func("/thread-pool/error-propagates",
                     test_pool_error_propagates);
     g_test_add_func("/thread-pool/many-concurrent", test_pool_many_concurrent);
+    g_test_add_func("/thread-pool/completions-hammer",
+                    test_pool_completions_hammer);
+    g_test_add_func("/aio/notify-wakes-blocked-poll",
+                    test_notify_wakes_blocked_poll);
+    g_test_add_func("/coroutine/local-wake-does-not-block",
+                    test_local_wake_does_not_block);
+    g_test_add_func("/coroutine/wake-ring-does-not-starve",
+                    test_wake_ring_does_not_starve);
+    g_test_add_func("/co-mutex/handover-chain", test_mutex_handover_chain);
     return g_test_run();
 }
