@@ -4,7 +4,7 @@
  * Each wrapper packs its arguments into one BdrvSyncCall, names a small
  * trampoline that makes the real bdrv_co_*() call, and lets
  * bdrv_run_sync() run it in a coroutine while the main loop turns
- * (qemu_coroutine_run_sync; called from a coroutine, it runs directly).
+ * (qemu_coroutine_call_sync; called from a coroutine, it runs directly).
  * The call struct lives on the caller's stack, which stays valid because
  * the caller does not return before the coroutine has finished.
  *
@@ -45,25 +45,20 @@ struct BdrvSyncCall {
     bool include_base;
     PreallocMode prealloc;
     Error **errp;
-    int ret;                    /* the coroutine call's result */
-    bool done;                  /* set when ret is valid */
 };
 
-/* Coroutine entry: run the trampoline and publish the result. */
-static void coroutine_fn bdrv_sync_entry(void *opaque)
+/* Coroutine body: run the trampoline. */
+static int coroutine_fn bdrv_sync_entry(void *opaque)
 {
     BdrvSyncCall *c = opaque;
 
-    c->ret = c->fn(c);
-    c->done = true;
+    return c->fn(c);
 }
 
 /* Run c->fn in coroutine context and wait for it. */
 static int bdrv_run_sync(BdrvSyncCall *c)
 {
-    c->done = false;
-    qemu_coroutine_run_sync(bdrv_sync_entry, c, &c->done);
-    return c->ret;
+    return qemu_coroutine_call_sync(bdrv_sync_entry, c);
 }
 
 /* ---- Trampolines: one line each, from BdrvSyncCall to the real call. */

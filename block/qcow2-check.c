@@ -1088,25 +1088,24 @@ typedef struct Qcow2CheckCo {
     BlockDriverState *bs;
     BdrvCheckResult *res;
     BdrvCheckMode fix;
-    int ret;
-    bool done;
 } Qcow2CheckCo;
 
 /* Coroutine body of qcow2_check: take s->lock unless we hold it already. */
-static void coroutine_fn qcow2_check_entry(void *opaque)
+static int coroutine_fn qcow2_check_entry(void *opaque)
 {
     Qcow2CheckCo *c = opaque;
     BDRVQcow2State *s = c->bs->opaque;
     bool locked = s->lock.locked && s->lock.holder == qemu_coroutine_self();
+    int ret;
 
     if (!locked) {
         qemu_co_mutex_lock(&s->lock);
     }
-    c->ret = qcow2_co_check_locked(c->bs, c->res, c->fix);
+    ret = qcow2_co_check_locked(c->bs, c->res, c->fix);
     if (!locked) {
         qemu_co_mutex_unlock(&s->lock);
     }
-    c->done = true;
+    return ret;
 }
 
 int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res,
@@ -1115,6 +1114,5 @@ int qcow2_check(BlockDriverState *bs, BdrvCheckResult *res,
     Qcow2CheckCo c = { .bs = bs, .res = res, .fix = fix };
 
     trace_qcow2_check(bs, fix);
-    qemu_coroutine_run_sync(qcow2_check_entry, &c, &c.done);
-    return c.ret;
+    return qemu_coroutine_call_sync(qcow2_check_entry, &c);
 }

@@ -736,8 +736,6 @@ typedef struct Qcow2OpenCo {
     QDict *options;
     int flags;
     Error **errp;
-    int ret;
-    bool done;
 } Qcow2OpenCo;
 
 /* The body of open, in coroutine context (see qcow2_open). */
@@ -816,12 +814,11 @@ static int coroutine_fn qcow2_co_do_open(BlockDriverState *bs, QDict *options,
 }
 
 /* Coroutine trampoline for qcow2_open (run_sync). */
-static void coroutine_fn qcow2_open_entry(void *opaque)
+static int coroutine_fn qcow2_open_entry(void *opaque)
 {
     Qcow2OpenCo *oc = opaque;
 
-    oc->ret = qcow2_co_do_open(oc->bs, oc->options, oc->flags, oc->errp);
-    oc->done = true;
+    return qcow2_co_do_open(oc->bs, oc->options, oc->flags, oc->errp);
 }
 
 /* Free everything open allocated (also used on open failure). */
@@ -855,6 +852,7 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
     BDRVQcow2State *s = bs->opaque;
     Qcow2OpenCo oc = { .bs = bs, .options = options, .flags = flags,
                        .errp = errp };
+    int ret;
 
     bs->file = bdrv_open_child(NULL, options, "file", bs, BDRV_CHILD_FILE,
                                false, errp);
@@ -863,54 +861,47 @@ static int qcow2_open(BlockDriverState *bs, QDict *options, int flags,
     }
     s->bs = bs;
     qemu_co_mutex_init(&s->lock);
-    qemu_coroutine_run_sync(qcow2_open_entry, &oc, &oc.done);
-    if (oc.ret < 0) {
+    ret = qemu_coroutine_call_sync(qcow2_open_entry, &oc);
+    if (ret < 0) {
         qcow2_free_state(bs);
     }
-    return oc.ret;
+    return ret;
 }
 
 /* ---- Close */
 
-typedef struct Qcow2SyncCo {
-    BlockDriverState *bs;
-    int ret;
-    bool done;
-} Qcow2SyncCo;
-
 /* Write back caches, flush, and clear the dirty bit (lazy refcounts). */
-static void coroutine_fn qcow2_close_entry(void *opaque)
+static int coroutine_fn qcow2_close_entry(void *opaque)
 {
-    Qcow2SyncCo *sc = opaque;
-    BlockDriverState *bs = sc->bs;
+    BlockDriverState *bs = opaque;
     BDRVQcow2State *s = bs->opaque;
+    int ret;
 
     qemu_co_mutex_lock(&s->lock);
-    sc->ret = qcow2_co_flush_metadata(bs);
-    if (sc->ret >= 0) {
-        sc->ret = bdrv_co_flush(bs->file->bs);
+    ret = qcow2_co_flush_metadata(bs);
+    if (ret >= 0) {
+        ret = bdrv_co_flush(bs->file->bs);
     }
     /* Refcounts are consistent again once everything is on disk. */
-    if (sc->ret >= 0 && !s->corrupt_signalled &&
+    if (ret >= 0 && !s->corrupt_signalled &&
         (s->incompatible_features & QCOW2_INCOMPAT_DIRTY)) {
-        sc->ret = qcow2_co_mark_clean(bs);
+        ret = qcow2_co_mark_clean(bs);
     }
     qemu_co_mutex_unlock(&s->lock);
-    sc->done = true;
+    return ret;
 }
 
 /* .bdrv_close: flush metadata of read-write nodes, free all state. */
 static void qcow2_close(BlockDriverState *bs)
 {
     BDRVQcow2State *s = bs->opaque;
-    Qcow2SyncCo sc = { .bs = bs };
 
     trace_qcow2_close(bs);
     if (!bs->read_only && s->l2_table_cache) {
-        qemu_coroutine_run_sync(qcow2_close_entry, &sc, &sc.done);
-        if (sc.ret < 0) {
+        int ret = qemu_coroutine_call_sync(qcow2_close_entry, bs);
+        if (ret < 0) {
             error_report("qcow2: failed to flush metadata of '%s' on close: "
-                         "%s", bs->filename, strerror(-sc.ret));
+                         "%s", bs->filename, strerror(-ret));
         }
     }
     qcow2_free_state(bs);
@@ -1015,64 +1006,60 @@ static char *qcow2_get_specific_info_json(BlockDriverState *bs, Error **errp)
 }
 
 /* Clear every L2 entry (freeing clusters after the L2 flush). */
-static void coroutine_fn make_empty_entry(void *opaque)
+static int coroutine_fn make_empty_entry(void *opaque)
 {
-    Qcow2SyncCo *sc = opaque;
-    BlockDriverState *bs = sc->bs;
+    BlockDriverState *bs = opaque;
     BDRVQcow2State *s = bs->opaque;
+    int ret;
 
     qemu_co_mutex_lock(&s->lock);
-    sc->ret = qcow2_co_prepare_write(bs);
-    if (sc->ret >= 0) {
-        sc->ret = qcow2_co_zero_or_discard(
+    ret = qcow2_co_prepare_write(bs);
+    if (ret >= 0) {
+        ret = qcow2_co_zero_or_discard(
             bs, 0, QEMU_ALIGN_UP(bs->total_bytes, s->cluster_size),
             QCOW2_DISCARD_FULL);
     }
-    if (sc->ret >= 0) {
-        sc->ret = qcow2_co_flush_metadata(bs);
+    if (ret >= 0) {
+        ret = qcow2_co_flush_metadata(bs);
     }
     qemu_co_mutex_unlock(&s->lock);
-    sc->done = true;
+    return ret;
 }
 
 /* .bdrv_make_empty: the image reads as its backing file afterwards. */
 static int qcow2_make_empty(BlockDriverState *bs)
 {
-    Qcow2SyncCo sc = { .bs = bs };
-
-    qemu_coroutine_run_sync(make_empty_entry, &sc, &sc.done);
-    return sc.ret;
+    return qemu_coroutine_call_sync(make_empty_entry, bs);
 }
 
 typedef struct Qcow2BackingCo {
     BlockDriverState *bs;
     const char *file;
     const char *fmt;
-    int ret;
-    bool done;
 } Qcow2BackingCo;
 
 /* Rewrite the header with the new name/format; restore on failure. */
-static void coroutine_fn change_backing_entry(void *opaque)
+static int coroutine_fn change_backing_entry(void *opaque)
 {
     Qcow2BackingCo *bc = opaque;
     BlockDriverState *bs = bc->bs;
     BDRVQcow2State *s = bs->opaque;
     g_autofree char *old_file = g_strdup(bs->backing_file);
     g_autofree char *old_fmt = g_strdup(bs->backing_format);
+    int ret;
 
     qemu_co_mutex_lock(&s->lock);
     g_strlcpy(bs->backing_file, bc->file ? bc->file : "",
               sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, bc->file && bc->fmt ? bc->fmt : "",
               sizeof(bs->backing_format));
-    bc->ret = qcow2_co_update_header(bs);
-    if (bc->ret < 0) {
+    ret = qcow2_co_update_header(bs);
+    if (ret < 0) {
         g_strlcpy(bs->backing_file, old_file, sizeof(bs->backing_file));
         g_strlcpy(bs->backing_format, old_fmt, sizeof(bs->backing_format));
     }
     qemu_co_mutex_unlock(&s->lock);
-    bc->done = true;
+    return ret;
 }
 
 /*
@@ -1089,8 +1076,7 @@ static int qcow2_change_backing_file(BlockDriverState *bs,
         (backing_fmt && strlen(backing_fmt) >= sizeof(bs->backing_format))) {
         return -EINVAL;
     }
-    qemu_coroutine_run_sync(change_backing_entry, &bc, &bc.done);
-    return bc.ret;
+    return qemu_coroutine_call_sync(change_backing_entry, &bc);
 }
 
 /* .bdrv_probe: the magic and a version we understand. */
@@ -1304,17 +1290,16 @@ typedef struct Qcow2CreateCo {
     BlockDriverState *bs;
     Qcow2CreateOpts *o;
     Error **errp;
-    int ret;
-    bool done;
 } Qcow2CreateCo;
 
 /* Through the driver: features, backing file, size, preallocation. */
-static void coroutine_fn create_finish_entry(void *opaque)
+static int coroutine_fn create_finish_entry(void *opaque)
 {
     Qcow2CreateCo *cc = opaque;
     BlockDriverState *bs = cc->bs;
     BDRVQcow2State *s = bs->opaque;
     Qcow2CreateOpts *o = cc->o;
+    int ret;
 
     qemu_co_mutex_lock(&s->lock);
     if (o->lazy_refcounts) {
@@ -1324,16 +1309,14 @@ static void coroutine_fn create_finish_entry(void *opaque)
               sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, o->backing_fmt ?: "",
               sizeof(bs->backing_format));
-    cc->ret = qcow2_co_update_header(bs);
+    ret = qcow2_co_update_header(bs);
     qemu_co_mutex_unlock(&s->lock);
-    if (cc->ret < 0) {
-        error_setg_errno(cc->errp, -cc->ret, "Could not write qcow2 header "
+    if (ret < 0) {
+        error_setg_errno(cc->errp, -ret, "Could not write qcow2 header "
                          "(backing file name too long?)");
-    } else {
-        cc->ret = qcow2_co_truncate(bs, o->size, true, o->prealloc, 0,
-                                    cc->errp);
+        return ret;
     }
-    cc->done = true;
+    return qcow2_co_truncate(bs, o->size, true, o->prealloc, 0, cc->errp);
 }
 
 /*
@@ -1362,8 +1345,7 @@ static int qcow2_create(const char *filename, QDict *opts, Error **errp)
         ret = -EIO;
         goto out;
     }
-    qemu_coroutine_run_sync(create_finish_entry, &cc, &cc.done);
-    ret = cc.ret;
+    ret = qemu_coroutine_call_sync(create_finish_entry, &cc);
     bdrv_unref(cc.bs);
 out:
     g_free(o.backing_file);

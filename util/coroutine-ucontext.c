@@ -422,6 +422,30 @@ void qemu_coroutine_run_sync(CoroutineEntry *entry, void *opaque,
     }
 }
 
+typedef struct CoroutineCallSync {
+    CoroutineIntEntry *fn;
+    void *opaque;
+    int ret;
+    bool done;
+} CoroutineCallSync;
+
+/* Run the caller's body and publish its result for the waiting loop. */
+static void coroutine_fn coroutine_call_sync_entry(void *opaque)
+{
+    CoroutineCallSync *c = opaque;
+
+    c->ret = c->fn(c->opaque);
+    c->done = true;
+}
+
+int qemu_coroutine_call_sync(CoroutineIntEntry *fn, void *opaque)
+{
+    CoroutineCallSync c = { .fn = fn, .opaque = opaque };
+
+    qemu_coroutine_run_sync(coroutine_call_sync_entry, &c, &c.done);
+    return c.ret;
+}
+
 /* Timer callback of qemu_co_sleep_ns: wake the sleeper. */
 static void co_sleep_timer_cb(void *opaque)
 {

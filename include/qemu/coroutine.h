@@ -85,6 +85,16 @@ void coroutine_fn qemu_co_rwlock_unlock(CoRwlock *lock);
 void qemu_coroutine_run_sync(CoroutineEntry *entry, void *opaque,
                              bool *done);
 
+/* A coroutine body that returns a result (0/positive or -errno). */
+typedef int coroutine_fn CoroutineIntEntry(void *opaque);
+
+/*
+ * Run fn(opaque) in coroutine context as qemu_coroutine_run_sync does
+ * and return its result: the one synchronous wrapper for driver
+ * callbacks and tools that need coroutine code.
+ */
+int qemu_coroutine_call_sync(CoroutineIntEntry *fn, void *opaque);
+
 /* Sleep the calling coroutine for ns nanoseconds of monotonic time. */
 void coroutine_fn qemu_co_sleep_ns(int64_t ns);
 
