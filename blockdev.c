@@ -12,6 +12,12 @@
  * node (NBD exports) do their I/O through it. Roots are released in
  * reverse order of creation, so a node opened later and referring to an
  * earlier one (file=NODE) goes first. Main loop thread only.
+ *
+ * Two kinds of roots behave differently when the graph changes: a
+ * drive's root follows the drive (a live snapshot moves it, with the
+ * drive's copy-on-read, onto the new overlay), while the monitor's root
+ * of a --blockdev / blockdev-add node is pinned to that node (it is how
+ * the monitor owns the node, until blockdev-del).
  */
 #include "qemu/osdep.h"
 #include "qemu/keyval.h"
@@ -86,6 +92,8 @@ typedef struct BlockdevRoot {
     char *name;         /* drive id, or node name for --blockdev */
     BdrvChild *root;    /* the daemon's root child: owns the node */
     bool is_drive;
+    bool monitor_owned; /* --blockdev / blockdev-add (pinned root) */
+    bool copy_on_read;  /* drive: copy-on-read enabled on its top node */
 } BlockdevRoot;
 
 /* In creation order; main loop thread only. */
@@ -187,6 +195,7 @@ BlockDriverState *blockdev_add(const char *optstr, Error **errp)
     g_autoptr(QDict) opts = blockdev_parse_opts(optstr, errp);
     g_autofree char *node_name = NULL;
     BlockDriverState *bs;
+    BlockdevRoot *r;
 
     if (!opts || !blockdev_check_opts(opts, errp)) {
         return NULL;
@@ -199,9 +208,15 @@ BlockDriverState *blockdev_add(const char *optstr, Error **errp)
     }
     /* As blockdev-add: read-write unless read-only=on; never probed. */
     bs = bdrv_open(NULL, g_steal_pointer(&opts), BDRV_O_RDWR, errp);
-    if (!bs || !blockdev_root_new(bs, node_name, false, errp)) {
+    if (!bs) {
         return NULL;
     }
+    r = blockdev_root_new(bs, node_name, false, errp);
+    if (!r) {
+        return NULL;
+    }
+    r->monitor_owned = true;
+    r->root->pinned = true;
     return bs;
 }
 
@@ -404,6 +419,7 @@ BlockDriverState *drive_new(const char *optstr, Error **errp)
     g_autoptr(QDict) opts = keyval_parse(optstr, NULL, errp);
     DriveOpts d = { 0 };
     BlockDriverState *bs = NULL;
+    BlockdevRoot *r;
     int flags;
 
     if (!opts || !drive_take_opts(opts, &d, errp) ||
@@ -426,11 +442,15 @@ BlockDriverState *drive_new(const char *optstr, Error **errp)
     if (d.copy_on_read && bdrv_is_read_only(bs)) {
         /* QEMU's words, plus the drive's id (the issue asks to name it) */
         warn_report("disabling copy-on-read on read-only drive '%s'", d.id);
+        d.copy_on_read = false;
     } else if (d.copy_on_read) {
         bdrv_enable_copy_on_read(bs);
     }
-    if (!blockdev_root_new(bs, d.id, true, errp)) {
+    r = blockdev_root_new(bs, d.id, true, errp);
+    if (!r) {
         bs = NULL;
+    } else {
+        r->copy_on_read = d.copy_on_read;
     }
 out:
     drive_opts_free(&d);
@@ -465,6 +485,151 @@ BdrvChild *blockdev_find_root(const char *name)
     bdrv_ref(bs);
     r = blockdev_root_new(bs, name, false, NULL);
     return r ? r->root : NULL;
+}
+
+BlockDriverState *blockdev_find_bs(const char *name)
+{
+    BlockdevRoot *r = blockdev_lookup(name);
+
+    if (r && r->is_drive) {
+        return bdrv_child_bs(r->root);
+    }
+    return bdrv_find_node(name);
+}
+
+/* ---- Drives and nodes for the QMP block commands */
+
+void blockdev_foreach_drive(BlockdevDriveFunc *fn, void *opaque)
+{
+    for (GList *l = blockdev_roots; l; l = l->next) {
+        BlockdevRoot *r = l->data;
+
+        if (r->is_drive) {
+            fn(r->name, bdrv_child_bs(r->root), opaque);
+        }
+    }
+}
+
+/* The drive called id, or NULL. */
+static BlockdevRoot *blockdev_lookup_drive(const char *id)
+{
+    BlockdevRoot *r = blockdev_lookup(id);
+
+    return r && r->is_drive ? r : NULL;
+}
+
+BlockDriverState *blockdev_lookup_bs(const char *device,
+                                     const char *node_name, Error **errp)
+{
+    BlockDriverState *bs;
+
+    if (device) {
+        BlockdevRoot *r = blockdev_lookup_drive(device);
+
+        if (r) {
+            return bdrv_child_bs(r->root);
+        }
+    }
+    if (node_name) {
+        bs = bdrv_find_node(node_name);
+        if (bs) {
+            return bs;
+        }
+    }
+    error_setg(errp, "Cannot find device='%s' nor node-name='%s'",
+               device ? device : "", node_name ? node_name : "");
+    return NULL;
+}
+
+bool blockdev_name_in_use(const char *name)
+{
+    return blockdev_lookup_drive(name) || bdrv_find_node(name);
+}
+
+/*
+ * The drive's copy-on-read is a property of the drive: each drive that
+ * had it on old_top and now sits on new_top takes it along.
+ */
+void blockdev_drives_follow(BlockDriverState *old_top,
+                            BlockDriverState *new_top)
+{
+    for (GList *l = blockdev_roots; l; l = l->next) {
+        BlockdevRoot *r = l->data;
+
+        if (r->is_drive && r->copy_on_read &&
+            bdrv_child_bs(r->root) == new_top) {
+            trace_blockdev_drive_follow(r->name, old_top, new_top);
+            bdrv_disable_copy_on_read(old_top);
+            bdrv_enable_copy_on_read(new_top);
+        }
+    }
+}
+
+/* As blockdev_add's last step: the monitor takes over bs (pinned root). */
+bool blockdev_adopt_node(BlockDriverState *bs, Error **errp)
+{
+    BlockdevRoot *r = blockdev_root_new(bs, bdrv_get_node_name(bs), false,
+                                        errp);
+
+    if (!r) {
+        return false;
+    }
+    r->monitor_owned = true;
+    r->root->pinned = true;
+    return true;
+}
+
+/* The monitor's entry owning bs, or NULL. */
+static BlockdevRoot *blockdev_lookup_owner(BlockDriverState *bs)
+{
+    for (GList *l = blockdev_roots; l; l = l->next) {
+        BlockdevRoot *r = l->data;
+
+        if (r->monitor_owned && bdrv_child_bs(r->root) == bs) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+/*
+ * QEMU 7.2's checks, in its order: unknown, used by a user (drive,
+ * export), a backing node, not owned by the monitor, used by a node.
+ */
+bool blockdev_del(const char *node_name, Error **errp)
+{
+    BlockDriverState *bs = bdrv_find_node(node_name);
+    int node_parents, root_parents;
+    BlockdevRoot *r;
+
+    if (!bs) {
+        error_setg(errp, "Failed to find node with node-name='%s'",
+                   node_name);
+        return false;
+    }
+    bdrv_count_parents(bs, &node_parents, &root_parents);
+    if (root_parents) {
+        error_setg(errp, "Node %s is in use", node_name);
+        return false;
+    }
+    if (!bdrv_check_not_backing(bs, errp)) {
+        return false;
+    }
+    r = blockdev_lookup_owner(bs);
+    if (!r) {
+        error_setg(errp, "Node %s is not owned by the monitor", node_name);
+        return false;
+    }
+    if (node_parents) {
+        error_setg(errp, "Block device %s is in use", node_name);
+        return false;
+    }
+    trace_blockdev_del(node_name, bs);
+    blockdev_roots = g_list_remove(blockdev_roots, r);
+    bdrv_root_unref_child(r->root);
+    g_free(r->name);
+    g_free(r);
+    return true;
 }
 
 void blockdev_close_all(void)

@@ -15,11 +15,18 @@
  * before pass 2 and the parent exits only when the child reports that
  * pass 2 succeeded, so that a caller finds the sockets listening.
  *
+ * Monitors: --monitor (qemu-storage-daemon's keyval form) and QEMU's
+ * legacy -qmp, -qmp-pretty and -monitor (a device spec such as
+ * "unix:PATH,server=on,wait=off" or "stdio") attach QMP/HMP monitors.
+ *
  * Signals: SIGTERM, SIGINT and SIGHUP are blocked from the start (every
  * thread created later inherits the mask) and read from a signalfd on the
- * main loop, so shutdown runs on the loop thread like everything else:
- * stop the NBD server, close the chardevs, flush and close every image,
- * remove the pid file, exit 0.
+ * main loop, where they request a shutdown (runstate.c; the SHUTDOWN
+ * event goes to the monitors), exactly as QMP quit does. The main loop
+ * stops once a shutdown is requested; shutdown runs on the loop thread
+ * like everything else: flush and close the monitors, stop the NBD
+ * server, close the chardevs, flush and close every image, remove the
+ * pid file, exit 0.
  */
 #include "qemu/osdep.h"
 #include <getopt.h>
@@ -32,9 +39,12 @@
 #include "qemu/qemu-options.h"
 #include "qemu/trace-control.h"
 #include "block/block.h"
+#include "block/export.h"
 #include "chardev/char.h"
+#include "monitor/monitor.h"
 #include "nbd/nbd.h"
 #include "sysemu/blockdev.h"
+#include "sysemu/runstate.h"
 #include "trace.h"
 
 /* Option ids, one per DEF in qemu-options.hx, above any getopt letter. */
@@ -87,8 +97,8 @@ typedef struct QblkState {
 
 static QblkState qblk_state = { .pidfile_fd = -1, .daemon_pipe = -1,
                                 .signal_fd = -1 };
-/* Set by the signal handler; the main loop stops when it is true. */
-static bool qblk_quit;
+/* Chardevs created for -qmp/-monitor are named compat_monitorN, as QEMU's. */
+static int qblk_compat_monitors;
 
 /* ---- Option table helpers */
 
@@ -249,186 +259,86 @@ static void qblk_pass1(int argc, char **argv, const struct option *lo,
 
 /* ---- Pass 2: drives, chardevs, monitors, the NBD server, exports */
 
-/* Refuse keys of opts not in allowed (NULL-terminated), as QEMU words it. */
-static bool qblk_check_keys(QDict *opts, const char *const *allowed,
-                            Error **errp)
+/*
+ * The argv word that named the option whose argument is optarg (call
+ * right after getopt returned it): optarg's own word for "--opt=ARG",
+ * else the word before it. Tells "--monitor" from QEMU's "-monitor".
+ */
+static const char *qblk_option_word(char **argv, const char *arg)
 {
-    g_autofree const char **keys = qdict_keys(opts);
+    const char *w = argv[optind - 1];
 
-    for (size_t i = 0; keys[i]; i++) {
-        if (!g_strv_contains(allowed, keys[i])) {
-            error_setg(errp, "Parameter '%s' is unexpected", keys[i]);
-            return false;
-        }
+    if (arg > w && arg <= w + strlen(w)) {
+        return w;
     }
-    return true;
+    return optind >= 2 ? argv[optind - 2] : "";
+}
+
+/* True if spec is the stdio device ("stdio" or "stdio,..."). */
+static bool qblk_spec_is_stdio(const char *spec)
+{
+    return g_str_has_prefix(spec, "stdio") &&
+           (spec[5] == '\0' || spec[5] == ',');
+}
+
+/* Would option id with argument arg talk over stdin/stdout? */
+static bool qblk_option_uses_stdio(int id, const char *arg, bool dashdash)
+{
+    switch (id) {
+    case QBLK_OPTION_chardev:
+    case QBLK_OPTION_qmp:
+    case QBLK_OPTION_qmp_pretty:
+        return qblk_spec_is_stdio(arg);
+    case QBLK_OPTION_monitor:
+        return !dashdash && qblk_spec_is_stdio(arg);
+    default:
+        return false;
+    }
 }
 
 /*
- * --monitor: fully checked (chardev exists, mode valid), then refused,
- * because the QMP/HMP monitors arrive with a later issue.
+ * QEMU's -qmp DEV, -qmp-pretty DEV and -monitor DEV: DEV is "none" (no
+ * monitor; -monitor only), "chardev:ID" (an existing chardev) or a legacy
+ * device spec, for which a chardev "compat_monitorN" is created.
  */
-static bool qblk_add_monitor(const char *arg, Error **errp)
+static bool qblk_add_legacy_monitor(const char *spec, bool hmp, bool pretty,
+                                    Error **errp)
 {
-    static const char *const keys[] = { "id", "chardev", "mode", "pretty",
-                                        NULL };
-    g_autoptr(QDict) opts = keyval_parse(arg, "chardev", errp);
-    const char *chardev, *mode;
-    bool pretty;
+    g_autofree char *id = NULL;
+    Chardev *chr;
 
-    if (!opts || !qblk_check_keys(opts, keys, errp)) {
-        return false;
+    if (hmp && !strcmp(spec, "none")) {
+        return true;
     }
-    chardev = qdict_get_try_str(opts, "chardev");
-    mode = qdict_get_try_str(opts, "mode");
-    if (!chardev) {
-        error_setg(errp, "Parameter 'chardev' is missing");
-        return false;
-    }
-    if (mode && strcmp(mode, "control") && strcmp(mode, "readline")) {
-        error_setg(errp, "Parameter 'mode' does not accept value '%s'", mode);
-        return false;
-    }
-    if (!qdict_get_bool(opts, "pretty", false, &pretty, errp)) {
-        return false;
-    }
-    if (!qemu_chr_find(chardev)) {
-        error_setg(errp, "chardev \"%s\" not found", chardev);
-        return false;
-    }
-    /* Reported here, without the option's arguments (the agreed text). */
-    error_report("--monitor: the QMP/HMP monitor is not implemented yet");
-    return false;
-}
-
-/* Check the addr.* part of --nbd-server as QEMU's SocketAddress. */
-static bool qblk_check_nbd_addr(QDict *addr, Error **errp)
-{
-    static const char *const unix_keys[] = { "type", "path", "abstract",
-                                             "tight", NULL };
-    static const char *const inet_keys[] = { "type", "host", "port", "ipv4",
-                                             "ipv6", "numeric", "to", NULL };
-    const char *type = qdict_get_try_str(addr, "type");
-    const char *need_unix[] = { "path", NULL };
-    const char *need_inet[] = { "host", "port", NULL };
-    const char **need;
-
-    if (!type) {
-        error_setg(errp, "Parameter 'addr.type' is missing");
-        return false;
-    }
-    if (!strcmp(type, "unix")) {
-        need = need_unix;
-    } else if (!strcmp(type, "inet")) {
-        need = need_inet;
+    if (g_str_has_prefix(spec, "chardev:")) {
+        chr = qemu_chr_find(spec + strlen("chardev:"));
+        if (!chr) {
+            error_setg(errp, "chardev \"%s\" not found",
+                       spec + strlen("chardev:"));
+            return false;
+        }
     } else {
-        error_setg(errp, "Parameter 'type' does not accept value '%s'", type);
-        return false;
-    }
-    for (size_t i = 0; need[i]; i++) {
-        if (!qdict_haskey(addr, need[i])) {
-            error_setg(errp, "Parameter 'addr.%s' is missing", need[i]);
+        id = g_strdup_printf("compat_monitor%d", qblk_compat_monitors++);
+        chr = qemu_chr_new_legacy(id, spec, errp);
+        if (!chr) {
             return false;
         }
     }
-    return qblk_check_keys(addr, need == need_unix ? unix_keys : inet_keys,
-                           errp);
-}
-
-/*
- * --nbd-server addr.*=...,max-connections=N: checked here in QEMU's words
- * (SocketAddress keys, TLS refused), then handed to nbd_server_start().
- */
-static bool qblk_start_nbd_server(const char *arg, Error **errp)
-{
-    static const char *const keys[] = { "max-connections", NULL };
-    g_autoptr(QDict) opts = keyval_parse(arg, NULL, errp);
-    g_autoptr(QDict) addr = NULL;
-    uint64_t max_conn;
-
-    if (!opts) {
-        return false;
-    }
-    addr = qdict_extract_subqdict(opts, "addr.");
-    if (qdict_haskey(opts, "tls-creds") || qdict_haskey(opts, "tls-authz")) {
-        error_setg(errp, "TLS is not supported by qblk's NBD server");
-        return false;
-    }
-    if (!qblk_check_keys(opts, keys, errp) ||
-        !qblk_check_nbd_addr(addr, errp) ||
-        !qdict_get_uint(opts, "max-connections", 0, &max_conn, errp)) {
-        return false;
-    }
-    if (max_conn > INT_MAX) {
-        error_setg(errp, "Parameter 'max-connections' expects a value "
-                   "between 0 and %d", INT_MAX);
-        return false;
-    }
-    if (nbd_server_is_running()) {
-        error_setg(errp, "NBD server already running");
-        return false;
-    }
-    return nbd_server_start(addr, (int)max_conn, errp);
-}
-
-/*
- * --export [type=]nbd,id=ID,node-name=N[,name=][,writable=][,description=]
- * The node is looked up before the server, as qemu-storage-daemon does,
- * and exported through the daemon's root on it (so -drive properties
- * such as copy-on-read apply). The name defaults to the node name.
- */
-static bool qblk_add_export(const char *arg, Error **errp)
-{
-    static const char *const keys[] = { "type", "id", "node-name", "name",
-                                        "writable", "description", NULL };
-    g_autoptr(QDict) opts = keyval_parse(arg, "type", errp);
-    const char *type, *id, *node, *name;
-    BdrvChild *root;
-    bool writable;
-
-    if (!opts) {
-        return false;
-    }
-    type = qdict_get_try_str(opts, "type");
-    id = qdict_get_try_str(opts, "id");
-    node = qdict_get_try_str(opts, "node-name");
-    if (!type) {
-        error_setg(errp, "Parameter 'type' is missing");
-        return false;
-    }
-    if (strcmp(type, "nbd")) {
-        error_setg(errp, "Parameter 'type' does not accept value '%s'", type);
-        return false;
-    }
-    if (!qblk_check_keys(opts, keys, errp) ||
-        !qdict_get_bool(opts, "writable", false, &writable, errp)) {
-        return false;
-    }
-    if (!id || !node) {
-        error_setg(errp, "Parameter '%s' is missing", !id ? "id" : "node-name");
-        return false;
-    }
-    root = blockdev_find_root(node);
-    if (!root) {
-        error_setg(errp, "Cannot find device='' nor node-name='%s'", node);
-        return false;
-    }
-    if (!nbd_server_is_running()) {
-        error_setg(errp, "NBD server not running");
-        return false;
-    }
-    name = qdict_get_try_str(opts, "name");
-    return nbd_export_add(id, root, name ? name : node,
-                          qdict_get_try_str(opts, "description"), writable,
-                          errp);
+    return hmp ? monitor_init_hmp(chr, errp)
+               : monitor_init_qmp(chr, pretty, errp);
 }
 
 /*
  * Act on one pass-2 option. On failure return false with errp set, or
  * with errp untouched when the handler printed its message itself.
  */
-static bool qblk_run_option(int id, const char *arg, Error **errp)
+static bool qblk_run_option(int id, const char *arg, bool dashdash,
+                            Error **errp)
 {
+    if (qblk_state.daemonize && qblk_option_uses_stdio(id, arg, dashdash)) {
+        error_setg(errp, "cannot use stdio with --daemonize");
+        return false;
+    }
     switch (id) {
     case QBLK_OPTION_trace:
         return trace_opt_parse(arg);     /* reports its own errors */
@@ -439,15 +349,29 @@ static bool qblk_run_option(int id, const char *arg, Error **errp)
     case QBLK_OPTION_chardev:
         return qemu_chr_new(arg, errp) != NULL;
     case QBLK_OPTION_monitor:
-        return qblk_add_monitor(arg, errp);
+        /* --monitor is qemu-storage-daemon's, -monitor QEMU's HMP one */
+        return dashdash ? monitor_new_from_opts(arg, errp)
+                        : qblk_add_legacy_monitor(arg, true, false, errp);
+    case QBLK_OPTION_qmp:
+        return qblk_add_legacy_monitor(arg, false, false, errp);
+    case QBLK_OPTION_qmp_pretty:
+        return qblk_add_legacy_monitor(arg, false, true, errp);
     case QBLK_OPTION_nbd_server:
-        return qblk_start_nbd_server(arg, errp);
+        return nbd_server_start_from_keyval(arg, errp);
     case QBLK_OPTION_export:
-        return qblk_add_export(arg, errp);
+        return block_export_add_from_keyval(arg, errp);
     default:
         /* help, version, daemonize, pidfile: done in pass 1 */
         return true;
     }
+}
+
+/* Options reported with one dash: QEMU's own (-drive, -qmp, -monitor). */
+static bool qblk_option_is_qemu_style(int id, bool dashdash)
+{
+    return id == QBLK_OPTION_drive || id == QBLK_OPTION_qmp ||
+           id == QBLK_OPTION_qmp_pretty ||
+           (id == QBLK_OPTION_monitor && !dashdash);
 }
 
 /* Pass 2 over argv; false after reporting the first failing option. */
@@ -459,17 +383,20 @@ static bool qblk_pass2(int argc, char **argv, const struct option *lo,
     optind = 0;     /* 0: full getopt re-initialisation (glibc) */
     while ((id = qblk_next_option(argc, argv, lo, so)) != 0) {
         const QblkOption *o = qblk_option_by_id(id);
+        bool dashdash = optarg &&
+                        g_str_has_prefix(qblk_option_word(argv, optarg), "--");
         Error *err = NULL;
 
         trace_qblk_option(o->name, optarg ? optarg : "");
-        if (!qblk_run_option(id, optarg, &err)) {
+        if (!qblk_run_option(id, optarg, dashdash, &err)) {
             if (!err) {
                 return false;       /* the handler reported it */
             }
             /* QEMU's form: "--blockdev OPTS: message", "-drive OPTS: ..." */
             error_prepend(&err, "%s%s %s: ",
-                          id == QBLK_OPTION_drive ? "-" : "--", o->name,
-                          optarg);
+                          qblk_option_is_qemu_style(id, dashdash) ? "-"
+                                                                 : "--",
+                          o->name, optarg);
             error_report_err(err);
             return false;
         }
@@ -599,14 +526,17 @@ static void qblk_block_signals(sigset_t *set)
     signal(SIGPIPE, SIG_IGN);
 }
 
-/* signalfd readable: a termination signal arrived; stop the loop. */
+/*
+ * signalfd readable: a termination signal arrived; request a shutdown
+ * (SHUTDOWN event, then the main loop stops), as QEMU does.
+ */
 static void qblk_signal_read(void *opaque)
 {
     struct signalfd_siginfo si;
 
     while (read(qblk_state.signal_fd, &si, sizeof(si)) == sizeof(si)) {
         trace_qblk_signal((int)si.ssi_signo);
-        qblk_quit = true;
+        qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_SIGNAL);
     }
 }
 
@@ -621,13 +551,18 @@ static void qblk_watch_signals(const sigset_t *set)
     aio_set_fd_handler(qblk_state.signal_fd, qblk_signal_read, NULL, NULL);
 }
 
-/* Orderly shutdown: clients first, then images (flushed), then files. */
+/*
+ * Orderly shutdown: monitors (their pending output flushed), NBD clients,
+ * chardevs, then images (flushed), then files.
+ */
 static void qblk_shutdown(void)
 {
+    monitor_cleanup_all();
     if (nbd_server_is_running()) {
         nbd_server_stop();
     }
     qemu_chr_cleanup_all();
+    block_export_del_all();
     blockdev_close_all();
     qblk_remove_pidfile();
 }
@@ -666,7 +601,7 @@ int main(int argc, char **argv)
         return 1;
     }
     qblk_daemonize_complete();
-    while (!qblk_quit) {
+    while (!qemu_shutdown_requested()) {
         aio_poll(true);
     }
     qblk_shutdown();

@@ -121,13 +121,44 @@ ERST
 
 DEF("monitor", HAS_ARG, QBLK_OPTION_monitor,
     "  --monitor [chardev=]ID[,mode=control|readline][,pretty=on|off]\n"
-    "                         attach a monitor to a chardev (not implemented\n"
-    "                         yet: the option is checked, then refused)\n\n")
+    "                         attach a QMP (control, default) or HMP (readline)\n"
+    "                         monitor to the chardev ID\n"
+    "  -monitor DEV           QEMU's form: an HMP monitor on DEV (stdio,\n"
+    "                         unix:PATH,server=on[,wait=off],\n"
+    "                         tcp:HOST:PORT,server=on[,wait=off], chardev:ID)\n\n")
 SRST
 ``--monitor [chardev=]ID[,mode=control|readline][,pretty=on|off]``
   Attach a QMP (``mode=control``, the default) or HMP (``mode=readline``)
-  monitor to the character device ``ID``. The monitors are not implemented
-  yet: the option is checked and then refused with an error.
+  monitor to the character device ``ID`` created by an earlier
+  ``--chardev``. ``pretty=on`` indents QMP replies and events. QMP speaks
+  QEMU 7.2's protocol: a greeting, capabilities negotiation with
+  ``qmp_capabilities``, then commands and events; every line ends in CRLF.
+  Several monitors may exist at once; each serves one client at a time.
+
+``-monitor DEV``
+  QEMU's spelling, with one dash: an HMP monitor on the device ``DEV``,
+  given in QEMU's legacy syntax: ``stdio``,
+  ``unix:PATH,server=on[,wait=off]``, ``tcp:HOST:PORT,server=on[,wait=off]``
+  (qblk has no client-mode sockets, so ``server=on`` is required), or
+  ``chardev:ID`` for an existing ``--chardev``; ``none`` adds nothing. The
+  character device created is called ``compat_monitorN``.
+ERST
+
+DEF("qmp", HAS_ARG, QBLK_OPTION_qmp,
+    "  -qmp DEV               a QMP monitor on DEV (as -monitor)\n\n")
+SRST
+``-qmp DEV``
+  A QMP monitor on the device ``DEV`` (the syntax of ``-monitor DEV``), as
+  in QEMU: ``-qmp unix:/run/qblk.sock,server=on,wait=off``, or
+  ``-qmp stdio`` to speak QMP on standard input and output.
+ERST
+
+DEF("qmp-pretty", HAS_ARG, QBLK_OPTION_qmp_pretty,
+    "  -qmp-pretty DEV        like -qmp, with indented JSON output\n\n")
+SRST
+``-qmp-pretty DEV``
+  Like ``-qmp DEV``, but replies and events are printed indented over
+  several lines (each ending in CRLF), for people reading the session.
 ERST
 
 DEF("nbd-server", HAS_ARG, QBLK_OPTION_nbd_server,

@@ -31,6 +31,8 @@
 #define CHR_SOCKET_BACKLOG 1
 /* Bytes read from the client per handler call. */
 #define CHR_SOCKET_READ_SIZE 4096
+/* At shutdown, how long queued output may take to reach the client. */
+#define CHR_SOCKET_CLOSE_FLUSH_MS 1000
 
 typedef struct SocketChardev {
     Chardev *chr;
@@ -39,6 +41,7 @@ typedef struct SocketChardev {
     int listen_fd;
     int fd;                 /* the connected client, or -1 */
     GByteArray *out;        /* queued for the client */
+    bool input_paused;      /* the front end asked us to stop reading */
 } SocketChardev;
 
 static void chr_socket_accept(void *opaque);
@@ -51,7 +54,11 @@ static void chr_socket_update_handlers(SocketChardev *s)
     if (s->fd < 0) {
         return;
     }
-    aio_set_fd_handler(s->fd, chr_socket_read,
+    if (s->input_paused && !s->out->len) {
+        aio_set_fd_handler(s->fd, NULL, NULL, NULL);
+        return;
+    }
+    aio_set_fd_handler(s->fd, s->input_paused ? NULL : chr_socket_read,
                        s->out->len ? chr_socket_writable : NULL, s);
 }
 
@@ -88,6 +95,7 @@ static void chr_socket_drop_client(SocketChardev *s, int err)
     aio_set_fd_handler(fd, NULL, NULL, NULL);
     close(fd);
     s->fd = -1;
+    s->input_paused = false;
     g_byte_array_set_size(s->out, 0);
     aio_set_fd_handler(s->listen_fd, chr_socket_accept, NULL, s);
     qemu_chr_be_disconnected(s->chr);
@@ -285,10 +293,48 @@ static bool chr_socket_check_features(QDict *opts, bool *wait, Error **errp)
     return true;
 }
 
+/* Pause or resume reading; the hang-up is then seen on resume. */
+static void chr_socket_set_input_paused(Chardev *chr, bool paused)
+{
+    SocketChardev *s = chr->opaque;
+
+    s->input_paused = paused;
+    chr_socket_update_handlers(s);
+}
+
+/*
+ * Shutdown: give the client what is still queued (a quit reply), waiting
+ * for the socket at most CHR_SOCKET_CLOSE_FLUSH_MS in all.
+ */
+static void chr_socket_flush_at_close(SocketChardev *s)
+{
+    int64_t deadline = g_get_monotonic_time() +
+                       CHR_SOCKET_CLOSE_FLUSH_MS * 1000;
+    struct pollfd pfd = { .fd = s->fd, .events = POLLOUT };
+
+    while (s->out->len && g_get_monotonic_time() < deadline) {
+        ssize_t n;
+
+        if (poll(&pfd, 1, 10) <= 0) {
+            continue;
+        }
+        n = send(s->fd, s->out->data, s->out->len,
+                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        g_byte_array_remove_range(s->out, 0, n);
+    }
+}
+
 /* Close client and listener, remove the socket file, free s. */
 static void chr_socket_free(SocketChardev *s)
 {
     if (s->fd >= 0) {
+        chr_socket_flush_at_close(s);
         aio_set_fd_handler(s->fd, NULL, NULL, NULL);
         close(s->fd);
     }
@@ -360,4 +406,5 @@ const ChardevBackend chardev_backend_socket = {
     .disconnect = chr_socket_disconnect,
     .is_connected = chr_socket_is_connected,
     .close = chr_socket_close,
+    .set_input_paused = chr_socket_set_input_paused,
 };

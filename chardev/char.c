@@ -20,6 +20,7 @@ static GList *chardevs;
 
 static const ChardevBackend *const chardev_backends[] = {
     &chardev_backend_socket,
+    &chardev_backend_stdio,
 };
 
 /* The backend called name ("socket"), or NULL. */
@@ -150,6 +151,31 @@ bool qemu_chr_attach_frontend(Chardev *chr, const CharFrontendOps *ops,
     return true;
 }
 
+void qemu_chr_detach_frontend(Chardev *chr)
+{
+    chr->fe_ops = NULL;
+    chr->fe_opaque = NULL;
+}
+
+void qemu_chr_set_input_paused(Chardev *chr, bool paused)
+{
+    if (chr->backend->set_input_paused) {
+        chr->backend->set_input_paused(chr, paused);
+    }
+}
+
+void qemu_chr_set_echo(Chardev *chr, bool echo)
+{
+    if (chr->backend->set_echo) {
+        chr->backend->set_echo(chr, echo);
+    }
+}
+
+bool qemu_chr_is_terminal(const Chardev *chr)
+{
+    return chr->backend->is_terminal && chr->backend->is_terminal(chr);
+}
+
 void qemu_chr_write(Chardev *chr, const void *buf, size_t len)
 {
     if (len) {
@@ -165,6 +191,86 @@ void qemu_chr_disconnect(Chardev *chr)
 bool qemu_chr_is_connected(const Chardev *chr)
 {
     return chr->backend->is_connected(chr);
+}
+
+/* ---- QEMU's legacy -qmp/-monitor syntax */
+
+/*
+ * Append the legacy flags (",server=on,wait=off"; also the short forms
+ * "server", "nowait" that QEMU 7.2 still accepts with a warning) to kv.
+ */
+static bool qemu_chr_legacy_flags(GString *kv, const char *flags,
+                                  Error **errp)
+{
+    g_auto(GStrv) parts = g_strsplit(flags, ",", -1);
+
+    for (size_t i = 0; parts[i]; i++) {
+        const char *p = parts[i];
+
+        if (!*p) {
+            continue;
+        }
+        if (!strcmp(p, "server") || !strcmp(p, "wait") ||
+            !strcmp(p, "nowait")) {
+            warn_report("short-form boolean option '%s' deprecated", p);
+            g_string_append_printf(kv, ",%s", !strcmp(p, "nowait")
+                                   ? "wait=off" : !strcmp(p, "wait")
+                                   ? "wait=on" : "server=on");
+            continue;
+        }
+        if (!strchr(p, '=')) {
+            error_setg(errp, "Invalid parameter '%s'", p);
+            return false;
+        }
+        g_string_append_printf(kv, ",%s", p);
+    }
+    return true;
+}
+
+/*
+ * Translate "unix:P,..." / "tcp:H:PORT,..." / "stdio" into --chardev
+ * keyval form; commas inside the address are not supported (a path with
+ * a comma must use --chardev).
+ */
+static char *qemu_chr_legacy_to_keyval(const char *id, const char *spec,
+                                       Error **errp)
+{
+    g_autoptr(GString) kv = g_string_new(NULL);
+    const char *comma = strchr(spec, ',');
+    g_autofree char *addr = g_strndup(spec, comma ? comma - spec
+                                                  : (long)strlen(spec));
+    const char *colon;
+
+    if (!strcmp(addr, "stdio")) {
+        g_string_printf(kv, "stdio,id=%s", id);
+    } else if (g_str_has_prefix(addr, "unix:")) {
+        g_string_printf(kv, "socket,id=%s,path=%s", id, addr + 5);
+    } else if (g_str_has_prefix(addr, "tcp:") &&
+               (colon = strrchr(addr + 4, ':'))) {
+        g_autofree char *host = g_strndup(addr + 4, colon - (addr + 4));
+
+        g_string_printf(kv, "socket,id=%s,host=%s,port=%s", id, host,
+                        colon + 1);
+    } else {
+        error_setg(errp, "'%s' is not a supported chardev (use stdio, "
+                   "unix:PATH,server=on or tcp:HOST:PORT,server=on)", spec);
+        return NULL;
+    }
+    if (comma && !qemu_chr_legacy_flags(kv, comma + 1, errp)) {
+        return NULL;
+    }
+    return g_string_free(g_steal_pointer(&kv), false);
+}
+
+Chardev *qemu_chr_new_legacy(const char *id, const char *spec, Error **errp)
+{
+    g_autofree char *kv = qemu_chr_legacy_to_keyval(id, spec, errp);
+
+    if (!kv) {
+        return NULL;
+    }
+    trace_chr_new_legacy(id, spec, kv);
+    return qemu_chr_new(kv, errp);
 }
 
 /* Shutdown: closes clients and listeners, removes unix socket files. */

@@ -25,6 +25,12 @@ typedef struct ChardevBackend {
     bool (*is_connected)(const Chardev *chr);
     /* Release everything (sockets, files); chr itself is freed by char.c. */
     void (*close)(Chardev *chr);
+    /* Optional: stop/restart reading from the client. */
+    void (*set_input_paused)(Chardev *chr, bool paused);
+    /* Optional: terminal echo/cooked mode on (true) or raw (false). */
+    void (*set_echo)(Chardev *chr, bool echo);
+    /* Optional: the client is a terminal (default: false). */
+    bool (*is_terminal)(const Chardev *chr);
 } ChardevBackend;
 
 struct Chardev {
@@ -48,5 +54,6 @@ void qemu_chr_be_disconnected(Chardev *chr);
 bool qemu_chr_check_no_leftover(QDict *opts, Error **errp);
 
 extern const ChardevBackend chardev_backend_socket;
+extern const ChardevBackend chardev_backend_stdio;
 
 #endif /* CHARDEV_INTERNAL_H */

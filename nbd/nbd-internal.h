@@ -128,13 +128,18 @@
 
 typedef struct NBDClient NBDClient;
 
-/* A named export: a block node served to clients. */
+/*
+ * A named export: a block node served to clients. The NBD state of a
+ * BlockExport (common->opaque points back here); it lives until the
+ * registry deletes common, i.e. after the last client has gone.
+ */
 typedef struct NBDExport {
-    char *id;
+    BlockExport *common;
     char *name;
     char *description;          /* may be NULL */
-    BdrvChild *root;            /* owned by whoever called nbd_export_add */
+    BdrvChild *root;            /* common->root, owned by the registry */
     bool writable;
+    bool writethrough;          /* every write is treated as FUA */
     bool removing;              /* no new clients; being torn down */
     GList *clients;             /* NBDClient * in transmission on it */
 } NBDExport;
@@ -206,8 +211,18 @@ NBDExport *nbd_export_find(const char *name);
 GList *nbd_export_list(void);
 /* Size of exp in bytes (>= 0), or -errno. */
 int64_t nbd_export_size(NBDExport *exp);
-/* Attach client to exp for the transmission phase. */
-void nbd_client_attach_export(NBDClient *client, NBDExport *exp);
+/*
+ * Attach client to exp for the transmission phase; the client holds a
+ * reference on the export until it is freed. -ESHUTDOWN if exp is
+ * being removed (it may have been while the handshake yielded).
+ */
+int nbd_client_attach_export(NBDClient *client, NBDExport *exp);
+/*
+ * Pin exp across a yield of the handshake (it stays allocated even if
+ * removed meanwhile); nbd_export_put() releases it.
+ */
+void nbd_export_get(NBDExport *exp);
+void nbd_export_put(NBDExport *exp);
 /* Close a client from outside: its socket is shut down, it exits itself. */
 void nbd_client_kick(NBDClient *client);
 /* Transmission flags for exp as seen by client. */

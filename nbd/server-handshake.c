@@ -148,8 +148,7 @@ static int nbd_client_start_export(NBDClient *client, NBDExport *exp)
     }
     client->exp_size = size;
     nbd_check_meta_export(client, exp);
-    nbd_client_attach_export(client, exp);
-    return 0;
+    return nbd_client_attach_export(client, exp);
 }
 
 /*
@@ -257,16 +256,19 @@ static int coroutine_fn nbd_co_opt_info(NBDClient *client, uint32_t opt,
                                 "export '%s': cannot get size: %s", name,
                                 strerror(-size));
     }
+    /* The replies may yield, and exp be removed meanwhile: pin it. */
+    nbd_export_get(exp);
     ret = nbd_co_send_export_info(client, opt, exp, size, want_name,
                                   want_desc);
     if (ret == 0) {
         ret = nbd_co_opt_reply(client, opt, NBD_REP_ACK, NULL, 0);
     }
-    if (ret < 0 || opt == NBD_OPT_INFO) {
-        return ret;
+    if (ret == 0 && opt == NBD_OPT_GO) {
+        ret = nbd_client_start_export(client, exp);
+        ret = ret < 0 ? ret : 1;
     }
-    ret = nbd_client_start_export(client, exp);
-    return ret < 0 ? ret : 1;
+    nbd_export_put(exp);
+    return ret;
 }
 
 /* NBD_OPT_LIST: one SERVER reply (name, description) per export, ACK. */

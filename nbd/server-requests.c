@@ -399,10 +399,16 @@ static int coroutine_fn nbd_co_cmd_read(NBDRequest *req)
                         head, 8, req->buf, req->len);
 }
 
+/* Whether a write-side request must be durable before its reply. */
+static bool nbd_req_fua(NBDRequest *req)
+{
+    return (req->flags & NBD_CMD_FLAG_FUA) || req->client->exp->writethrough;
+}
+
 /* WRITE: the payload was read by the reader; FUA maps to BDRV_REQ_FUA. */
 static int coroutine_fn nbd_co_cmd_write(NBDRequest *req)
 {
-    BdrvRequestFlags flags = req->flags & NBD_CMD_FLAG_FUA ? BDRV_REQ_FUA : 0;
+    BdrvRequestFlags flags = nbd_req_fua(req) ? BDRV_REQ_FUA : 0;
     QEMUIOVector qiov;
     int ret = 0;
 
@@ -424,7 +430,7 @@ static int coroutine_fn nbd_co_cmd_write_zeroes(NBDRequest *req)
     BdrvRequestFlags flags = 0;
     int ret = 0;
 
-    if (req->flags & NBD_CMD_FLAG_FUA) {
+    if (nbd_req_fua(req)) {
         flags |= BDRV_REQ_FUA;
     }
     if (!(req->flags & NBD_CMD_FLAG_NO_HOLE)) {
@@ -452,7 +458,7 @@ static int coroutine_fn nbd_co_cmd_trim(NBDRequest *req)
     if (ret == -ENOTSUP) {
         ret = 0;   /* trim is advisory */
     }
-    if (ret == 0 && (req->flags & NBD_CMD_FLAG_FUA)) {
+    if (ret == 0 && nbd_req_fua(req)) {
         ret = bdrv_co_flush(bdrv_child_bs(client->exp->root));
     }
     return nbd_co_generic_reply(req, ret, "trim");

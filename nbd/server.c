@@ -10,10 +10,13 @@
  * Why it is safe: everything runs on the main loop thread. The reader
  * coroutine owns its client; it frees it only after every request
  * coroutine of the client has finished (they hold the client and the
- * export's root child). Closing a client from outside (export removal,
- * server stop) only marks it and shuts its socket down: blocked reads
- * see EOF and blocked sends fail, so the reader winds down by itself,
- * and the remover waits until the client is gone. Sockets are
+ * export's root child). A client in transmission holds a reference on
+ * its BlockExport (include/block/export.h), so the export, its NBD
+ * state and its root outlive every client using them. Closing a client
+ * from outside (export removal, server stop) only marks it and shuts
+ * its socket down: blocked reads see EOF and blocked sends fail, so the
+ * reader winds down by itself and drops its reference; the registry
+ * deletes the export after the last one. Sockets are
  * non-blocking; a coroutine that would block parks itself and the fd
  * handler re-enters it when the socket is ready. fd handlers are
  * removed lazily (when they fire with nobody waiting) so a busy
@@ -46,9 +49,10 @@ typedef struct NBDClientConn {
 static NBDServer *nbd_server;
 static GList *nbd_exports;      /* NBDExport * */
 
+/* A server being stopped no longer counts as running. */
 bool nbd_server_is_running(void)
 {
-    return nbd_server != NULL;
+    return nbd_server != NULL && !nbd_server->stopping;
 }
 
 /* Also true when no server runs (a client outliving it is closing). */
@@ -283,19 +287,6 @@ GList *nbd_export_list(void)
     return nbd_exports;
 }
 
-static NBDExport *nbd_export_find_id(const char *id)
-{
-    GList *l;
-
-    for (l = nbd_exports; l; l = l->next) {
-        NBDExport *exp = l->data;
-        if (strcmp(exp->id, id) == 0) {
-            return exp;
-        }
-    }
-    return NULL;
-}
-
 /* Asked at negotiation time, so a resized node shows its new size. */
 int64_t nbd_export_size(NBDExport *exp)
 {
@@ -329,11 +320,26 @@ uint16_t nbd_export_tx_flags(NBDClient *client, NBDExport *exp)
     return flags;
 }
 
-void nbd_client_attach_export(NBDClient *client, NBDExport *exp)
+int nbd_client_attach_export(NBDClient *client, NBDExport *exp)
 {
+    if (exp->removing) {
+        return -ESHUTDOWN;
+    }
+    blk_exp_ref(exp->common);
     client->exp = exp;
     exp->clients = g_list_prepend(exp->clients, client);
     trace_nbd_client_attach(client, exp->name);
+    return 0;
+}
+
+void nbd_export_get(NBDExport *exp)
+{
+    blk_exp_ref(exp->common);
+}
+
+void nbd_export_put(NBDExport *exp)
+{
+    blk_exp_unref(exp->common);
 }
 
 /* Stop a client: new reads see EOF, pending sends fail; it exits itself. */
@@ -359,87 +365,75 @@ static void nbd_wait_list_empty(GList **list)
 }
 
 /*
- * Validate everything before creating anything, so a failed add leaves
- * no trace. A NULL name defaults to the node name, as QEMU does.
+ * BlockExportDriver.create: the NBD checks, in QEMU's order and words,
+ * all before anything is created. The name defaults to the node name.
  */
-bool nbd_export_add(const char *id, BdrvChild *root, const char *name,
-                    const char *description, bool writable, Error **errp)
+static bool nbd_export_create(BlockExport *blk_exp, BlockExportOptions *opts,
+                              Error **errp)
 {
-    BlockDriverState *bs = bdrv_child_bs(root);
+    BlockExportOptionsNbd *nbd = &opts->u.nbd;
+    const char *name = nbd->name ? nbd->name : opts->node_name;
     NBDExport *exp;
 
-    if (!nbd_server) {
+    if (nbd_server_shutting_down()) {
         error_setg(errp, "NBD server not running");
         return false;
     }
-    if (!name) {
-        name = bdrv_get_node_name(bs);
-    }
-    if (nbd_export_find_id(id)) {
-        error_setg(errp, "Block export id '%s' is already in use", id);
-        return false;
-    }
     if (strlen(name) > NBD_MAX_STRING) {
-        error_setg(errp, "export name '%.64s...' too long", name);
+        error_setg(errp, "export name '%s' too long", name);
         return false;
     }
-    if (description && strlen(description) > NBD_MAX_STRING) {
-        error_setg(errp, "description '%.64s...' too long", description);
+    if (nbd->description && strlen(nbd->description) > NBD_MAX_STRING) {
+        error_setg(errp, "description '%s' too long", nbd->description);
         return false;
     }
     if (nbd_export_find(name)) {
         error_setg(errp, "NBD server already has export named '%s'", name);
         return false;
     }
-    if (writable && bdrv_is_read_only(bs)) {
-        error_setg(errp, "Cannot export read-only node '%s' as writable",
-                   bdrv_get_node_name(bs));
-        return false;
-    }
     exp = g_new0(NBDExport, 1);
-    exp->id = g_strdup(id);
+    exp->common = blk_exp;
     exp->name = g_strdup(name);
-    exp->description = g_strdup(description);
-    exp->root = root;
-    exp->writable = writable;
+    exp->description = g_strdup(nbd->description);
+    exp->root = blk_exp->root;
+    exp->writable = blk_exp->writable;
+    exp->writethrough = blk_exp->writethrough;
+    blk_exp->opaque = exp;
     nbd_exports = g_list_append(nbd_exports, exp);
-    trace_nbd_export_add(exp, id, name, writable);
+    trace_nbd_export_add(exp, blk_exp->id, name, exp->writable);
     return true;
 }
 
-/* Disconnect exp's clients, wait for them, forget exp. */
-static void nbd_export_destroy(NBDExport *exp)
+/* BlockExportDriver.request_shutdown: hide exp, disconnect its clients. */
+static void nbd_export_request_shutdown(BlockExport *blk_exp)
 {
-    GList *l;
+    NBDExport *exp = blk_exp->opaque;
 
     exp->removing = true;
-    for (l = exp->clients; l; l = l->next) {
+    for (GList *l = exp->clients; l; l = l->next) {
         nbd_client_kick(l->data);
     }
-    nbd_wait_list_empty(&exp->clients);
+}
+
+/* BlockExportDriver.delete: no client is left (each held a reference). */
+static void nbd_export_delete(BlockExport *blk_exp)
+{
+    NBDExport *exp = blk_exp->opaque;
+
+    g_assert(!exp->clients);
     nbd_exports = g_list_remove(nbd_exports, exp);
-    trace_nbd_export_remove(exp, exp->id);
-    g_free(exp->id);
+    trace_nbd_export_remove(exp, blk_exp->id);
     g_free(exp->name);
     g_free(exp->description);
     g_free(exp);
 }
 
-/*
- * Returns only once no request of the export is in flight, so the
- * caller may drop the root child right after.
- */
-bool nbd_export_remove(const char *id, Error **errp)
-{
-    NBDExport *exp = nbd_export_find_id(id);
-
-    if (!exp || exp->removing) {
-        error_setg(errp, "Export '%s' is not found", id);
-        return false;
-    }
-    nbd_export_destroy(exp);
-    return true;
-}
+const BlockExportDriver blk_exp_nbd = {
+    .type               = BLOCK_EXPORT_TYPE_NBD,
+    .create             = nbd_export_create,
+    .request_shutdown   = nbd_export_request_shutdown,
+    .delete             = nbd_export_delete,
+};
 
 /* ---- clients ------------------------------------------------------- */
 
@@ -457,6 +451,9 @@ static void nbd_client_free(NBDClient *client)
     close(client->fd);
     if (client->exp) {
         client->exp->clients = g_list_remove(client->exp->clients, client);
+        /* May be the export's last reference: deleted from a BH. */
+        blk_exp_unref(client->exp->common);
+        client->exp = NULL;
     }
     if (nbd_server) {
         nbd_server->clients = g_list_remove(nbd_server->clients, client);
@@ -545,9 +542,10 @@ bool nbd_server_start(QDict *addr, int max_connections, Error **errp)
 }
 
 /*
- * Order matters: stop accepting first, then remove exports (which
- * disconnects their clients and waits for their requests), then close
- * the clients still negotiating, and only then forget the server.
+ * Order matters: stop accepting first, then kick every client (those
+ * still negotiating may pin an export), then remove the exports and
+ * wait until they are deleted (their events emitted) and every client
+ * is gone, and only then forget the server.
  */
 void nbd_server_stop(void)
 {
@@ -559,12 +557,10 @@ void nbd_server_stop(void)
     trace_nbd_server_stop(nbd_server->nb_clients);
     nbd_server->stopping = true;
     aio_set_fd_handler(nbd_server->listen_fd, NULL, NULL, NULL);
-    while (nbd_exports) {
-        nbd_export_destroy(nbd_exports->data);
-    }
     for (l = nbd_server->clients; l; l = l->next) {
         nbd_client_kick(l->data);
     }
+    blk_exp_close_all_type(BLOCK_EXPORT_TYPE_NBD);
     nbd_wait_list_empty(&nbd_server->clients);
     socket_listen_cleanup(nbd_server->listen_fd, nbd_server->addr);
     close(nbd_server->listen_fd);

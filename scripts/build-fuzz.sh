@@ -28,4 +28,4 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     CC=clang meson setup "$BUILD" -Dfuzzing=true -Db_lundef=false \
         -Dwerror=false -Dc_args="$SAN" -Dc_link_args="$SAN"
 fi
-ninja -C "$BUILD" tests/fuzz/fuzz-qcow2
+ninja -C "$BUILD" tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-qmp

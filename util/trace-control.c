@@ -66,6 +66,33 @@ bool trace_opt_parse(const char *optarg)
     return true;
 }
 
+bool trace_event_is_pattern(const char *name)
+{
+    return strchr(name, '*') != NULL;
+}
+
+int trace_event_next_match(const char *glob, int start)
+{
+    for (int i = start; i < TRACE_EVENT_COUNT; i++) {
+        if (fnmatch(glob, trace_event_names[i], 0) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+bool trace_event_get_state_id(int id)
+{
+    g_assert(id >= 0 && id < TRACE_EVENT_COUNT);
+    return trace_event_enabled[id];
+}
+
+void trace_event_set_state_id(int id, bool enable)
+{
+    g_assert(id >= 0 && id < TRACE_EVENT_COUNT);
+    trace_event_enabled[id] = enable;
+}
+
 void trace_log_line(const char *name, const char *fmt, ...)
 {
     struct timeval tv;

@@ -324,6 +324,39 @@ int bdrv_set_backing_hd(BlockDriverState *bs,
                         BlockDriverState *new_backing, Error **errp);
 
 /*
+ * Graph changes (main loop thread; callers in coroutine context yield
+ * while draining). Both check everything first and leave the graph as it
+ * was when they fail.
+ *
+ * bdrv_replace_node: every parent of from (nodes and root users such as
+ * drives and exports) is moved onto to, except to's own backing child
+ * and pinned children (monitor ownership). Fails, changing nothing, when
+ * a move would make a node its own descendant.
+ *
+ * bdrv_append: bs becomes overlay's backing node, then every former
+ * parent of bs points at overlay (a live snapshot). overlay must have no
+ * backing node and a driver that supports one. Both nodes are in a
+ * drained section across the switch, so no request sees half of it.
+ */
+int bdrv_replace_node(BlockDriverState *from, BlockDriverState *to,
+                      Error **errp);
+int bdrv_append(BlockDriverState *overlay, BlockDriverState *bs,
+                Error **errp);
+/*
+ * Parents of bs other than pinned ones: node parents (bs is a child of
+ * another node) and root users (drives, exports, jobs). Either pointer
+ * may be NULL.
+ */
+void bdrv_count_parents(BlockDriverState *bs, int *node_parents,
+                        int *root_parents);
+/*
+ * A node that is some node's backing image is busy for operations that
+ * would change or remove it (snapshot, blockdev-del): false with errp
+ * set to QEMU's "Node 'X' is busy: node is used as backing hd of 'Y'".
+ */
+bool bdrv_check_not_backing(BlockDriverState *bs, Error **errp);
+
+/*
  * Create an image file with driver drv ("qcow2", "raw", "file").
  * opts holds the creation options as strings: "size" (bytes, suffixes
  * allowed), "backing_file", "backing_fmt", "cluster_size", "compat",

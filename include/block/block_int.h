@@ -49,6 +49,12 @@ struct BdrvChild {
     BlockDriverState *parent;  /* NULL for a root child */
     char *name;                /* "file", "backing", or the root's name */
     unsigned role;             /* BdrvChildRole bits */
+    /*
+     * Stays on its node when bdrv_replace_node() moves the node's parents
+     * elsewhere: the monitor's ownership reference of a --blockdev /
+     * blockdev-add node names that node, not "whatever sits on top".
+     */
+    bool pinned;
 };
 
 struct BlockDriver {

@@ -37,6 +37,29 @@ void qemu_chr_write(Chardev *chr, const void *buf, size_t len);
 /* Close the current client connection (the listener stays). */
 void qemu_chr_disconnect(Chardev *chr);
 bool qemu_chr_is_connected(const Chardev *chr);
+/*
+ * Create a chardev from QEMU's legacy -qmp/-monitor syntax, named id:
+ * "stdio", "unix:PATH[,server=on][,wait=off]" or
+ * "tcp:HOST:PORT[,server=on][,wait=off]". Only server sockets exist in
+ * qblk, so a socket without server=on is refused.
+ */
+Chardev *qemu_chr_new_legacy(const char *id, const char *spec, Error **errp);
+/* The front end leaves: no more callbacks (the client stays connected). */
+void qemu_chr_detach_frontend(Chardev *chr);
+/*
+ * Stop (paused) or restart reading from the client: its bytes wait in
+ * the kernel, so a front end that cannot keep up bounds its own queue.
+ */
+void qemu_chr_set_input_paused(Chardev *chr, bool paused);
+/*
+ * Terminal echo and line editing: stdio on a tty starts in raw mode (no
+ * echo, bytes as typed, for HMP's own line editing); a QMP monitor asks
+ * for echo=true, which restores the terminal's cooked mode. No-op for
+ * other chardevs.
+ */
+void qemu_chr_set_echo(Chardev *chr, bool echo);
+/* True if the chardev's client is a terminal (stdio on a tty). */
+bool qemu_chr_is_terminal(const Chardev *chr);
 /* Close every chardev (shutdown). */
 void qemu_chr_cleanup_all(void);
 

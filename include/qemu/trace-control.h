@@ -29,4 +29,15 @@ bool trace_opt_parse(const char *optarg);
 void trace_log_line(const char *name, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
 
+/*
+ * Event states by index into trace_event_names (QMP trace-event-*).
+ * Changes take effect at once: every trace_NAME() reads the live flag.
+ */
+/* True if name is a pattern (contains '*') rather than an event name. */
+bool trace_event_is_pattern(const char *name);
+/* Index of the first event at or after start matching glob, or -1. */
+int trace_event_next_match(const char *glob, int start);
+bool trace_event_get_state_id(int id);
+void trace_event_set_state_id(int id, bool enable);
+
 #endif /* QEMU_TRACE_CONTROL_H */

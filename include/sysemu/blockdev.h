@@ -69,6 +69,49 @@ BlockDriverState *drive_new(const char *optstr, Error **errp);
  */
 BdrvChild *blockdev_find_root(const char *name);
 
+/*
+ * The node a user means by name: the node of the drive with that id, or
+ * the node with that node name; NULL if neither exists. No reference is
+ * taken and no root is created (compare blockdev_find_root).
+ */
+BlockDriverState *blockdev_find_bs(const char *name);
+
+/* ---- For the QMP block commands (blockdev-cmds.c) */
+
+/* Called with each drive's id and current top node, in creation order. */
+typedef void BlockdevDriveFunc(const char *id, BlockDriverState *bs,
+                               void *opaque);
+void blockdev_foreach_drive(BlockdevDriveFunc *fn, void *opaque);
+
+/*
+ * QEMU's bdrv_lookup_bs: the top node of the drive called device, else
+ * the node called node_name (either may be NULL); otherwise errp gets
+ * "Cannot find device='D' nor node-name='N'".
+ */
+BlockDriverState *blockdev_lookup_bs(const char *device,
+                                     const char *node_name, Error **errp);
+/* True if name is a drive id or a node name. */
+bool blockdev_name_in_use(const char *name);
+
+/*
+ * After a graph change moved drives from old_top onto new_top: drive
+ * properties (copy-on-read) follow them.
+ */
+void blockdev_drives_follow(BlockDriverState *old_top,
+                            BlockDriverState *new_top);
+
+/*
+ * Make the monitor the owner of bs, as if it had been added with
+ * blockdev-add: takes over the caller's reference (also on failure).
+ */
+bool blockdev_adopt_node(BlockDriverState *bs, Error **errp);
+
+/*
+ * blockdev-del: close a node added by --blockdev / blockdev-add that
+ * nobody else uses (QEMU 7.2's checks and texts).
+ */
+bool blockdev_del(const char *node_name, Error **errp);
+
 /* Flush every drive and node, then close them (shutdown). */
 void blockdev_close_all(void);
 

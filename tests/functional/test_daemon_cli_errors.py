@@ -12,6 +12,7 @@ import os
 import pytest
 
 from daemon import is_qsd, qblk_daemon_path, require_qblk, run_daemon
+from qmp_client import QMPClient
 
 # A read-only file node on a file that always exists
 RO_FILE = 'driver=file,filename=/etc/hostname,node-name=%s,read-only=on'
@@ -73,18 +74,22 @@ def test_bad_option_exits_1_naming_it(args, message):
     assert err.split(': ', 1)[0].endswith(os.path.basename(prog)), err
 
 
-def test_monitor_is_checked_then_refused(daemon):
-    require_qblk('the monitor is not implemented yet')
+def test_monitor_options_checked_then_monitor_works(daemon):
+    require_qblk('qblk monitor option texts')
     sock = daemon.path('mon.sock')
     base = ['--chardev', 'socket,id=mon,path=%s,server=on,wait=off' % sock]
     rc, out, err = run_daemon(base + ['--monitor', 'chardev=mon,mode=bogus'])
     assert rc == 1
     assert "Parameter 'mode' does not accept value 'bogus'" in err, err
-    rc, out, err = run_daemon(base + ['--monitor', 'mon,mode=readline'])
+    rc, out, err = run_daemon(base + ['--monitor', 'mon,bogus=1'])
     assert rc == 1
-    assert ('qblk: --monitor: the QMP/HMP monitor is not implemented '
-            'yet') in err, err
+    assert "--monitor mon,bogus=1: Parameter 'bogus' is unexpected" in err
     assert not os.path.exists(sock), 'chardev socket left behind'
+    # the implied key is chardev; the default mode is control (QMP)
+    daemon.start(base + ['--monitor', 'mon'], ('unix', sock))
+    with QMPClient(sock) as qmp:
+        assert qmp.greeting['QMP']['version']['qemu']['major'] == 7
+        qmp.negotiate()
 
 
 def test_nbd_server_on_busy_port_exits_1_leaving_owner_alive(daemon):

@@ -4,39 +4,42 @@ The schema is the single source of qblk's JSON interfaces; these tests keep
 the tool's output and the schema from drifting apart: every member printed
 is declared, every mandatory member is printed, and scalar types agree.
 """
-import ast
 import json
 import os
-import re
 import shutil
 import subprocess
+import sys
 
 import pytest
 
 TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get('QBLK_BUILD', os.path.join(TOP, 'build'))
 QBLK_IMG = os.path.join(BUILD, 'qblk-img')
+sys.path.insert(0, os.path.join(TOP, 'scripts'))
+
+from qapi.parser import load_definitions  # noqa: E402
 
 
 def load_schema(path):
-    """Parse a QAPI schema file into {name: definition}."""
-    text = open(path).read()
-    text = re.sub(r'#.*', '', text)
+    """{name: definition} of the structs and enums of one schema module,
+    read with the generator's own parser (scripts/qapi/parser.py), so
+    commands, unions and doc comments in the module are understood."""
     defs = {}
-    depth, start = 0, None
-    for i, ch in enumerate(text):
-        if ch == '{':
-            if depth == 0:
-                start = i
-            depth += 1
-        elif ch == '}':
-            depth -= 1
-            if depth == 0:
-                expr = ast.literal_eval(text[start:i + 1])
-                defs[expr['struct']] = expr['data']
+    for name, expr in load_definitions(path).items():
+        if 'struct' in expr:
+            data = dict(expr.get('data', {}))
+            base = expr.get('base')
+            if isinstance(base, str):
+                data = {**defs.get(base, {}), **data}
+            defs[name] = {k: v['type'] if isinstance(v, dict) else v
+                          for k, v in data.items()}
+        elif 'enum' in expr:
+            ENUMS[name] = [v['name'] if isinstance(v, dict) else v
+                           for v in expr['data']]
     return defs
 
 
+ENUMS = {}
 SCHEMA = load_schema(os.path.join(TOP, 'qapi', 'block-core.json'))
 SCALARS = {'str': str, 'int': int, 'bool': bool}
 
@@ -62,6 +65,8 @@ def check_against(obj, type_name):
             assert isinstance(value, SCALARS[typ]), f'{type_name}.{name}'
             if typ == 'int':
                 assert not isinstance(value, bool)
+        elif typ in ENUMS:
+            assert value in ENUMS[typ], f'{type_name}.{name}: {value!r}'
         else:
             check_against(value, typ)
 

@@ -1,7 +1,7 @@
 #!/bin/sh
-# run-smoke.sh - build fuzz-qcow2 and fuzz for a short while over a copy
-# of the seed corpus. Exit 0: no crash; 1: crash (reproducer printed and
-# kept); 77: clang/libFuzzer unavailable.
+# run-smoke.sh - build fuzz-qcow2 and fuzz-qmp and fuzz each for a short
+# while over a copy of its seed corpus. Exit 0: no crash; 1: crash
+# (reproducer printed and kept); 77: clang/libFuzzer unavailable.
 set -u
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,4 +38,29 @@ fi
 grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs" "$work/fuzz.log" | tail -n 1
 rm -rf "$work"
 echo "run-smoke: no crash in ${SECONDS_TO_RUN}s"
+
+# fuzz-qmp: the QMP input path (streamer, dispatcher, argument checking).
+if ! ninja -C "$BUILD" tests/fuzz/fuzz-qmp >/dev/null; then
+    echo "run-smoke: building fuzz-qmp failed" >&2
+    exit 1
+fi
+work=$(mktemp -d /tmp/qblk-fuzz-qmp-XXXXXX)
+mkdir "$work/corpus" "$work/artifacts"
+cp "$ROOT"/tests/fuzz/corpus-qmp/* "$work/corpus/"
+ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$BUILD/tests/fuzz/fuzz-qmp" -max_total_time="$SECONDS_TO_RUN" \
+    -rss_limit_mb=2048 -timeout=20 -max_len=16384 \
+    -artifact_prefix="$work/artifacts/" "$work/corpus" \
+    > "$work/fuzz.log" 2>&1
+rc=$?
+crash=$(ls "$work"/artifacts/* 2>/dev/null | head -n 1)
+if [ $rc -ne 0 ] || [ -n "$crash" ]; then
+    grep -E "ERROR|SUMMARY|#[0-9]+ 0x" "$work/fuzz.log" | head -n 30 >&2
+    echo "run-smoke: fuzz-qmp crash; reproducer: ${crash:-none saved} (log $work/fuzz.log)" >&2
+    exit 1
+fi
+grep -E "^#[0-9]+.*DONE|Done [0-9]+ runs" "$work/fuzz.log" | tail -n 1
+rm -rf "$work"
+echo "run-smoke: fuzz-qmp: no crash in ${SECONDS_TO_RUN}s"
 exit 0

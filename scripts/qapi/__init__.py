@@ -1,0 +1,1 @@
+"""QAPI schema parser and code generators (see scripts/qapi-gen.py)."""
