@@ -75,7 +75,7 @@ static bool bdrv_subtree_quiesced(BlockDriverState *bs)
 void coroutine_fn bdrv_co_wait_unquiesced(BdrvChild *child)
 {
     while (bdrv_quiesce_total && (child->role & BDRV_CHILD_ROOT) &&
-           bdrv_subtree_quiesced(child->bs)) {
+           child->bs && bdrv_subtree_quiesced(child->bs)) {
         trace_bdrv_co_request_parked(child->bs);
         qemu_co_queue_wait(&bdrv_quiesce_parked, NULL);
     }

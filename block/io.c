@@ -609,9 +609,12 @@ static int coroutine_fn bdrv_co_data_request(BdrvChild *child, BdrvDataOp op,
         [BDRV_DATA_READ] = "read", [BDRV_DATA_WRITE] = "write",
         [BDRV_DATA_ZERO] = "zero",
     };
-    BlockDriverState *bs = bdrv_child_node(child);
+    BlockDriverState *bs;
     int ret;
 
+    /* Park first: a drained section may move child onto another node. */
+    bdrv_co_wait_unquiesced(child);
+    bs = bdrv_child_node(child);
     if (!bs) {
         return -ENOMEDIUM;
     }
@@ -623,7 +626,6 @@ static int coroutine_fn bdrv_co_data_request(BdrvChild *child, BdrvDataOp op,
     if (op == BDRV_DATA_READ && !qiov && !(flags & BDRV_REQ_PREFETCH)) {
         return -EINVAL;
     }
-    bdrv_co_wait_unquiesced(child);
     bdrv_inc_in_flight(bs);
     switch (op) {
     case BDRV_DATA_READ:
@@ -733,11 +735,13 @@ int coroutine_fn bdrv_co_pwrite_sync(BdrvChild *child, int64_t offset,
 int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
                                   int64_t bytes)
 {
-    BlockDriverState *bs = bdrv_child_node(child);
+    BlockDriverState *bs;
     int64_t align, chunk, start, end;
     BdrvTrackedRequest req;
     int ret;
 
+    bdrv_co_wait_unquiesced(child);
+    bs = bdrv_child_node(child);
     if (!bs) {
         return -ENOMEDIUM;
     }
@@ -759,7 +763,6 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
     }
     trace_bdrv_co_pdiscard(bs, start, end - start);
     chunk = bdrv_max_chunk(bs->bl.max_pdiscard, align);
-    bdrv_co_wait_unquiesced(child);
     bdrv_inc_in_flight(bs);
     bdrv_co_tracked_start(&req, bs, start, end - start, false, true);
     for (int64_t pos = start; pos < end && ret == 0; pos += chunk) {
@@ -825,11 +828,13 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
                                   bool exact, PreallocMode prealloc,
                                   BdrvRequestFlags flags, Error **errp)
 {
-    BlockDriverState *bs = bdrv_child_node(child);
+    BlockDriverState *bs;
     BdrvTrackedRequest req;
     int64_t from;
     int ret;
 
+    bdrv_co_wait_unquiesced(child);
+    bs = bdrv_child_node(child);
     if (!bs) {
         error_setg(errp, "No medium inserted");
         return -ENOMEDIUM;
@@ -847,7 +852,6 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
         return -ENOTSUP;
     }
     trace_bdrv_co_truncate(bs, offset, prealloc);
-    bdrv_co_wait_unquiesced(child);
     bdrv_inc_in_flight(bs);
     from = MIN(offset, bs->total_bytes);
     bdrv_co_tracked_start(&req, bs, from, INT64_MAX - from, true, true);
