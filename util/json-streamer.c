@@ -36,6 +36,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/json-streamer.h"
+#include "qemu/unicode.h"
 #include "trace.h"
 
 typedef enum LexState {
@@ -221,43 +222,11 @@ static long hex4(const unsigned char *p, const unsigned char *end)
     return v;
 }
 
-/*
- * Decode one UTF-8 sequence at *pp (modified UTF-8: C0 80 is U+0000).
- * Advances *pp; returns the code point or -1.
- */
+/* The next code point of [*pp, end), or -1 (also for noncharacters). */
 static long utf8_next(const unsigned char **pp, const unsigned char *end)
 {
-    const unsigned char *p = *pp;
-    static const long min_cp[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    int len;
-    long cp;
+    long cp = utf8_decode_next(pp, end);
 
-    if (*p < 0x80) {
-        *pp = p + 1;
-        return *p;
-    }
-    if (*p >= 0xC0 && *p < 0xE0) {
-        len = 2;
-    } else if (*p >= 0xE0 && *p < 0xF0) {
-        len = 3;
-    } else if (*p >= 0xF0 && *p < 0xF8) {
-        len = 4;
-    } else {
-        *pp = p + 1;                /* continuation or impossible byte */
-        return -1;
-    }
-    cp = *p & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if (p + i >= end || (p[i] & 0xC0) != 0x80) {
-            *pp = p + i;
-            return -1;
-        }
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    *pp = p + len;
-    if (cp < min_cp[len] && !(cp == 0 && len == 2)) {
-        return -1;                  /* overlong */
-    }
     return codepoint_valid(cp) ? cp : -1;
 }
 

@@ -14,6 +14,7 @@
  */
 #include "qemu/osdep.h"
 #include "qemu/qjson.h"
+#include "qemu/unicode.h"
 #include "qemu/json-streamer.h"
 #include "trace.h"
 
@@ -37,55 +38,15 @@ static void qjson_newline(GString *buf, bool pretty, int depth)
     }
 }
 
-/*
- * Next code point of the NUL-terminated str at *pp: modified UTF-8
- * (C0 80 is U+0000); -1 for an invalid sequence (one byte skipped).
- */
-static long qjson_utf8_next(const unsigned char **pp)
-{
-    const unsigned char *p = *pp;
-    static const long min_cp[] = { 0, 0, 0x80, 0x800, 0x10000 };
-    int len;
-    long cp;
-
-    if (*p < 0x80) {
-        *pp = p + 1;
-        return *p;
-    }
-    if (*p >= 0xC0 && *p < 0xE0) {
-        len = 2;
-    } else if (*p >= 0xE0 && *p < 0xF0) {
-        len = 3;
-    } else if (*p >= 0xF0 && *p < 0xF8) {
-        len = 4;
-    } else {
-        *pp = p + 1;
-        return -1;
-    }
-    cp = *p & (0x7F >> len);
-    for (int i = 1; i < len; i++) {
-        if ((p[i] & 0xC0) != 0x80) {    /* also stops at the NUL */
-            *pp = p + i;
-            return -1;
-        }
-        cp = (cp << 6) | (p[i] & 0x3F);
-    }
-    *pp = p + len;
-    if ((cp < min_cp[len] && !(cp == 0 && len == 2)) || cp > 0x10FFFF ||
-        (cp >= 0xD800 && cp <= 0xDFFF)) {
-        return -1;
-    }
-    return cp;
-}
-
 /* Append str as a quoted, escaped, pure-ASCII JSON string. */
 static void qjson_write_string(GString *buf, const char *str)
 {
     const unsigned char *p = (const unsigned char *)(str ? str : "");
+    const unsigned char *end = p + strlen((const char *)p);
 
     g_string_append_c(buf, '"');
     while (*p) {
-        long cp = qjson_utf8_next(&p);
+        long cp = utf8_decode_next(&p, end);
 
         switch (cp) {
         case '"': g_string_append(buf, "\\\""); break;
