@@ -23,8 +23,12 @@ check: all
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
+# bench/run.py (qblk-img/qblk-io, then bench/nbd.py) and bench/stream.py
+# (block-stream against qemu-storage-daemon); QBLK_BENCH_SIZE=256M for a
+# quick stream run.
 bench: all
 	@/usr/bin/python3 bench/run.py --build $(BUILD)
+	@/usr/bin/python3 bench/stream.py --build $(BUILD)
 
 fuzz: deps
 	@sh scripts/build-fuzz.sh

@@ -101,7 +101,16 @@ void qmp_blockdev_add(BlockdevOptions *options, Error **errp)
 
 void qmp_blockdev_del(const char *node_name, Error **errp)
 {
+    BlockDriverState *bs = bdrv_find_node(node_name);
+
     trace_qmp_blockdev_del(node_name);
+    /*
+     * A node held by a block job is busy. In QEMU the job's own user sits
+     * on a filter above the node, so the busy text comes before "in use".
+     */
+    if (bs && bdrv_op_is_blocked(bs, errp)) {
+        return;
+    }
     blockdev_del(node_name, errp);
 }
 
@@ -150,7 +159,8 @@ static BlockDriverState *snapshot_find_node(const char *device,
     if (!bs) {
         return NULL;
     }
-    if (!bdrv_check_not_backing(bs, errp)) {
+    /* A block job's blocker is the newest, so QEMU names it first. */
+    if (bdrv_op_is_blocked(bs, errp) || !bdrv_check_not_backing(bs, errp)) {
         return NULL;
     }
     /*

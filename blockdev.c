@@ -158,7 +158,9 @@ static QDict *blockdev_parse_opts(const char *optstr, Error **errp)
 static bool blockdev_check_opts(QDict *opts, Error **errp)
 {
     const char *driver = qdict_get_try_str(opts, "driver");
+    g_autofree char *prefix = NULL;
     const BlockDriver *drv;
+    const char *child;
 
     if (!driver) {
         error_setg(errp, "Parameter 'driver' is missing");
@@ -174,9 +176,12 @@ static bool blockdev_check_opts(QDict *opts, Error **errp)
         error_setg(errp, "Parameter 'filename' is missing");
         return false;
     }
-    if (!drv->protocol && !qdict_haskey(opts, "file") &&
-        !qdict_has_prefixed_entries(opts, "file.")) {
-        error_setg(errp, "Parameter 'file' is missing");
+    /* blkdebug names its one child "image", as QEMU's does. */
+    child = drv == &bdrv_blkdebug ? "image" : "file";
+    prefix = g_strdup_printf("%s.", child);
+    if (!drv->protocol && !qdict_haskey(opts, child) &&
+        !qdict_has_prefixed_entries(opts, prefix)) {
+        error_setg(errp, "Parameter '%s' is missing", child);
         return false;
     }
     if (!qdict_get_try_str(opts, "node-name")) {

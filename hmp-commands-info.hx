@@ -25,6 +25,25 @@ SRST
 ERST
 
     {
+        .name       = "block-jobs",
+        .args_type  = "",
+        .params     = "",
+        .help       = "show the progress of the block jobs",
+        .cmd        = hmp_info_block_jobs,
+    },
+
+SRST
+``info block-jobs``
+  Show one line per block job, from QMP's ``query-block-jobs``, in QEMU's
+  exact form (libvirt parses it): ``Streaming device JOB: Completed N of M
+  bytes, speed limit S bytes/s`` for a stream, ``Type TYPE, device JOB:
+  Completed N of M bytes, speed limit S bytes/s`` for other job types,
+  where JOB is the job id, N and M the progress offset and length and S the
+  rate limit (0: unlimited). Jobs that have ended but were not dismissed
+  are still listed. Without jobs it prints ``No active jobs``.
+ERST
+
+    {
         .name       = "status",
         .args_type  = "",
         .params     = "",

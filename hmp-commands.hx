@@ -74,3 +74,106 @@ SRST
   should already name the current image). This is QMP's
   ``blockdev-snapshot-sync``; *new-image-file* is required.
 ERST
+
+    {
+        .name       = "block_stream",
+        .args_type  = "device:B,speed:o?,base:s?",
+        .params     = "device [speed [base]]",
+        .help       = "copy data from a backing file into a block device",
+        .cmd        = hmp_block_stream,
+    },
+
+SRST
+``block_stream`` *device* [*speed* [*base*]]
+  Start a stream job (QMP's ``block-stream``) on *device* (a drive or node
+  name), which also names the job: the data of the backing chain, down to
+  the backing file *base* (given by file name; default: the whole chain),
+  is copied into *device*'s image while it stays in use, and the image
+  then names *base* (or nothing) as its backing file. *speed* limits the
+  copy in bytes per second, with the suffixes of ``block_job_set_speed``
+  (0 or absent: unlimited). I/O errors end the job (on-error ``report``).
+  Progress shows in ``info block-jobs``; the job ends with the
+  ``BLOCK_JOB_COMPLETED`` event on QMP.
+ERST
+
+    {
+        .name       = "block_job_set_speed",
+        .args_type  = "device:B,speed:o",
+        .params     = "device speed",
+        .help       = "set the maximum speed of a block job",
+        .cmd        = hmp_block_job_set_speed,
+    },
+
+SRST
+``block_job_set_speed`` *device* *speed*
+  Set the rate limit of the block job called *device* (its job id) to
+  *speed* bytes per second; 0 removes the limit. *speed* takes the suffixes
+  ``k``, ``M``, ``G``, ``T``, ``P``, ``E`` (powers of 1024), so
+  ``block_job_set_speed drive0 2M`` sets 2097152 bytes/s; a number without
+  a suffix counts MiB, as in QEMU. The new limit applies at once. This is
+  QMP's ``block-job-set-speed``.
+ERST
+
+    {
+        .name       = "block_job_cancel",
+        .args_type  = "force:-f,device:B",
+        .params     = "[-f] device",
+        .help       = "stop an active block job (-f: even if it is paused)",
+        .cmd        = hmp_block_job_cancel,
+    },
+
+SRST
+``block_job_cancel`` [``-f``] *device*
+  Cancel the block job called *device*. The command returns at once; the
+  job ends at its next pause point with the ``BLOCK_JOB_CANCELLED`` event.
+  A job the user paused is only cancelled with ``-f``. For a job that is
+  ready (a mirror-like job), a cancel without ``-f`` completes it without
+  switching over, ending with ``BLOCK_JOB_COMPLETED``. This is QMP's
+  ``block-job-cancel``.
+ERST
+
+    {
+        .name       = "block_job_complete",
+        .args_type  = "device:B",
+        .params     = "device",
+        .help       = "complete a block job that is ready",
+        .cmd        = hmp_block_job_complete,
+    },
+
+SRST
+``block_job_complete`` *device*
+  Ask the ready block job called *device* to finish (for jobs with a
+  completion step, such as an active commit). The job ends later with
+  ``BLOCK_JOB_COMPLETED``. This is QMP's ``block-job-complete``.
+ERST
+
+    {
+        .name       = "block_job_pause",
+        .args_type  = "device:B",
+        .params     = "device",
+        .help       = "pause an active block job",
+        .cmd        = hmp_block_job_pause,
+    },
+
+SRST
+``block_job_pause`` *device*
+  Pause the block job called *device*; it stops at its next pause point
+  and stays there until ``block_job_resume``. This is QMP's
+  ``block-job-pause``.
+ERST
+
+    {
+        .name       = "block_job_resume",
+        .args_type  = "device:B",
+        .params     = "device",
+        .help       = "resume a paused block job",
+        .cmd        = hmp_block_job_resume,
+    },
+
+SRST
+``block_job_resume`` *device*
+  Resume the block job called *device* after ``block_job_pause`` (or after
+  the job stopped on an I/O error with ``on-error=stop``: the failed part is
+  then retried and the I/O status goes back to ``ok``). This is QMP's
+  ``block-job-resume``.
+ERST

@@ -40,6 +40,7 @@
 #include "qemu/trace-control.h"
 #include "block/block.h"
 #include "block/export.h"
+#include "qemu/job.h"
 #include "chardev/char.h"
 #include "monitor/monitor.h"
 #include "nbd/nbd.h"
@@ -552,11 +553,21 @@ static void qblk_watch_signals(const sigset_t *set)
 }
 
 /*
- * Orderly shutdown: monitors (their pending output flushed), NBD clients,
- * chardevs, then images (flushed), then files.
+ * Orderly shutdown: block jobs (force-cancelled), monitors (their pending
+ * output flushed), NBD clients, chardevs, then images (flushed), then
+ * files.
  */
 static void qblk_shutdown(void)
 {
+    /*
+     * Jobs first (QEMU force-cancels them on quit): their events still
+     * reach the monitors, and they release their nodes. A quit command
+     * waiting for them (job_co_cancel_all) then sends its reply.
+     */
+    job_cancel_sync_all();
+    while (qemu_coroutine_wakes_pending()) {
+        aio_poll(false);
+    }
     monitor_cleanup_all();
     if (nbd_server_is_running()) {
         nbd_server_stop();

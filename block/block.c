@@ -45,6 +45,7 @@ static const BlockDriver *const bdrv_drivers[] = {
     &bdrv_raw,
     &bdrv_qcow2,
     &bdrv_copy_on_read,
+    &bdrv_blkdebug,
 };
 
 /* Every open node, for node-name lookup; main loop thread only. */
@@ -1556,6 +1557,47 @@ bool bdrv_check_not_backing(BlockDriverState *bs, Error **errp)
             return false;
         }
     }
+    return true;
+}
+
+/* ---- Op blockers (block jobs hold their nodes with a reason) */
+
+/* How a busy node is named: the daemon's drive name, else the node name. */
+static const char *(*bdrv_device_name_fn)(BlockDriverState *bs);
+
+void bdrv_set_device_name_fn(const char *(*fn)(BlockDriverState *bs))
+{
+    bdrv_device_name_fn = fn;
+}
+
+const char *bdrv_get_device_or_node_name(BlockDriverState *bs)
+{
+    const char *name = bdrv_device_name_fn ? bdrv_device_name_fn(bs) : NULL;
+
+    return name && *name ? name : bs->node_name;
+}
+
+void bdrv_op_block_all(BlockDriverState *bs, Error *reason)
+{
+    /* Newest first: the busy message names the latest holder, as QEMU. */
+    bs->op_blockers = g_slist_prepend(bs->op_blockers, reason);
+}
+
+void bdrv_op_unblock_all(BlockDriverState *bs, Error *reason)
+{
+    bs->op_blockers = g_slist_remove(bs->op_blockers, reason);
+}
+
+bool bdrv_op_is_blocked(BlockDriverState *bs, Error **errp)
+{
+    Error *reason;
+
+    if (!bs->op_blockers) {
+        return false;
+    }
+    reason = bs->op_blockers->data;
+    error_setg(errp, "Node '%s' is busy: %s",
+               bdrv_get_device_or_node_name(bs), error_get_pretty(reason));
     return true;
 }
 

@@ -100,15 +100,22 @@ static void bdrv_cor_to_caller(int64_t pos, int64_t n, const uint8_t *bounce,
  * Make [pos, pos + n) of bs read as zeroes without storing zero data:
  * a zero write the driver must do natively (qcow2 v3: zero clusters).
  * When it cannot (-ENOTSUP, e.g. qcow2 v2 with a backing file), the
- * range already reads as zeroes through the chain, so nothing is written.
+ * range already reads as zeroes through the chain, so nothing is written
+ * -- unless hide_backing: the caller (block-stream to a base) is about to
+ * change the backing link, and the zeroes must then be stored as data
+ * (bq, holding [pos, pos + n) at qoff, is all zero).
  */
 static int coroutine_fn bdrv_co_cor_zero(BlockDriverState *bs, int64_t pos,
-                                         int64_t n)
+                                         int64_t n, QEMUIOVector *bq,
+                                         size_t qoff, bool hide_backing)
 {
     int ret = bdrv_co_untracked_pwrite_zeroes(bs, pos, n,
                                               BDRV_REQ_NO_FALLBACK);
 
     trace_bdrv_co_copy_on_read_zero(bs, pos, n, ret);
+    if (ret == -ENOTSUP && hide_backing) {
+        return bdrv_co_untracked_pwritev(bs, pos, n, bq, qoff, 0);
+    }
     return ret == -ENOTSUP ? 0 : ret;
 }
 
@@ -119,7 +126,8 @@ static int coroutine_fn bdrv_co_cor_zero(BlockDriverState *bs, int64_t pos,
 static int coroutine_fn bdrv_co_cor_write_back(BlockDriverState *bs,
                                                int64_t pos, int64_t n,
                                                QEMUIOVector *bq,
-                                               int64_t grain)
+                                               int64_t grain,
+                                               bool hide_backing)
 {
     const uint8_t *buf = bq->iov[0].iov_base;
     int64_t done = 0;
@@ -134,7 +142,8 @@ static int coroutine_fn bdrv_co_cor_write_back(BlockDriverState *bs,
                == zero) {
             run += MIN(grain, n - done - run);
         }
-        ret = zero ? bdrv_co_cor_zero(bs, pos + done, run)
+        ret = zero ? bdrv_co_cor_zero(bs, pos + done, run, bq, done,
+                                      hide_backing)
                    : bdrv_co_untracked_pwritev(bs, pos + done, run, bq, done,
                                                0);
         done += run;
@@ -146,11 +155,13 @@ static int coroutine_fn bdrv_co_cor_write_back(BlockDriverState *bs,
  * Populate the unallocated range [pos, pos + *n) of bs (*n may shrink to
  * one bounce buffer): read it through bs's driver (i.e. from the backing
  * chain) into a bounce buffer, write that back into bs (zero grains as
- * zero writes) and copy the caller's part into qiov.
+ * zero writes; see bdrv_co_cor_zero for hide_backing) and copy the
+ * caller's part into qiov.
  */
 static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
                                           int64_t *n, int64_t offset,
-                                          int64_t bytes, QEMUIOVector *qiov)
+                                          int64_t bytes, QEMUIOVector *qiov,
+                                          bool hide_backing)
 {
     int64_t grain = bdrv_tracking_grain(bs), cap;
     QEMUIOVector bq;
@@ -166,7 +177,7 @@ static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
     trace_bdrv_co_copy_on_read_fetch(bs, pos, *n);
     ret = bdrv_co_untracked_preadv(bs, pos, *n, &bq, 0, 0);
     if (ret == 0) {
-        ret = bdrv_co_cor_write_back(bs, pos, *n, &bq, grain);
+        ret = bdrv_co_cor_write_back(bs, pos, *n, &bq, grain, hide_backing);
     }
     if (ret == 0) {
         bdrv_cor_to_caller(pos, *n, bounce, offset, bytes, qiov);
@@ -184,8 +195,10 @@ static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
  */
 int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
                                        int64_t offset, int64_t bytes,
-                                       QEMUIOVector *qiov)
+                                       QEMUIOVector *qiov,
+                                       BdrvRequestFlags flags)
 {
+    bool hide_backing = flags & BDRV_REQ_COR_HIDE_BACKING;
     int64_t grain = bdrv_tracking_grain(bs);
     int64_t start = QEMU_ALIGN_DOWN(offset, grain);
     int64_t end = MIN(QEMU_ALIGN_UP(offset + bytes, grain), bs->total_bytes);
@@ -201,7 +214,8 @@ int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
         if (n <= 0) {
             ret = -EIO;     /* the driver made no progress */
         } else if (ret == 0) {
-            ret = bdrv_co_cor_fetch(bs, pos, &n, offset, bytes, qiov);
+            ret = bdrv_co_cor_fetch(bs, pos, &n, offset, bytes, qiov,
+                                    hide_backing);
         } else if (qiov) {
             /* Allocated in bs: read straight into the caller's buffer. */
             int64_t s = MAX(pos, offset), e = MIN(pos + n, offset + bytes);

@@ -74,10 +74,12 @@ int coroutine_fn bdrv_co_untracked_pwrite_zeroes(BlockDriverState *bs,
 /*
  * Read [offset, offset + bytes) of bs into qiov (NULL for a prefetch),
  * populating bs from its backing chain wherever it allocates nothing.
- * The caller holds a serialising tracked request over the range.
+ * The caller holds a serialising tracked request over the range. flags:
+ * the request's; BDRV_REQ_COR_HIDE_BACKING is the one that matters here.
  */
 int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
                                        int64_t offset, int64_t bytes,
-                                       QEMUIOVector *qiov);
+                                       QEMUIOVector *qiov,
+                                       BdrvRequestFlags flags);
 
 #endif /* BLOCK_IO_INTERNAL_H */

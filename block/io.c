@@ -29,11 +29,13 @@
 #define BDRV_ZERO_BUF_MAX (1 * MiB)
 
 /* Read flags a filter driver receives, to forward to its child. */
-#define BDRV_REQ_READ_FLAGS (BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)
+#define BDRV_REQ_READ_FLAGS (BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH | \
+                             BDRV_REQ_COR_HIDE_BACKING)
 
 /* Flags that only this layer handles and drivers never see on writes. */
 #define BDRV_REQ_CORE_ONLY (BDRV_REQ_ZERO_WRITE | BDRV_REQ_NO_FALLBACK | \
-                            BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)
+                            BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH | \
+                            BDRV_REQ_COR_HIDE_BACKING)
 
 /* -EIO for negative or overflowing ranges, -EINVAL for a short qiov. */
 static int bdrv_check_request(int64_t offset, int64_t bytes,
@@ -549,13 +551,14 @@ static int coroutine_fn bdrv_co_do_preadv(BlockDriverState *bs,
     if (bs->copy_on_read) {
         flags |= BDRV_REQ_COPY_ON_READ;
     }
-    cor = (flags & BDRV_REQ_READ_FLAGS) && !filter && !bs->read_only;
+    cor = (flags & (BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH)) && !filter &&
+          !bs->read_only;
     if ((flags & BDRV_REQ_PREFETCH) && !cor && !filter) {
         return -EPERM;      /* a prefetch cannot populate a read-only node */
     }
     bdrv_co_tracked_start(&req, bs, offset, bytes, cor, false);
     if (cor) {
-        ret = bdrv_co_copy_on_readv(bs, offset, bytes, qiov);
+        ret = bdrv_co_copy_on_readv(bs, offset, bytes, qiov, flags);
     } else if (!qiov) {
         /* A prefetch through a filter: nothing to align, no data back. */
         int64_t n = MIN(bytes, MAX(0, bs->total_bytes - offset));

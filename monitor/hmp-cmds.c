@@ -13,6 +13,7 @@
 #include <json-glib/json-glib.h>
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
+#include "qemu/job-progress.h"
 
 /* Human-readable size with three significant digits ("64 MiB"). */
 static char *hmp_size_to_str(uint64_t val)
@@ -298,4 +299,112 @@ void hmp_info_block(Monitor *mon, const QDict *qdict)
         hmp_print_block_info(mon, l->value, l->value->inserted, verbose);
     }
     qapi_free_BlockInfoList(list);
+}
+
+/* ------------------------------------------------------------------ */
+/* Block jobs                                                          */
+
+/* An 'o' (size) argument as a QMP speed; absent counts as 0. */
+static int64_t hmp_get_speed(const QDict *qdict, const char *key)
+{
+    uint64_t speed = 0;
+
+    qdict_get_uint(qdict, key, 0, &speed, NULL);
+    return (int64_t)speed;
+}
+
+/*
+ * block_stream device [speed [base]]: block-stream with the job named
+ * after the device, base given as a file name, on-error report.
+ */
+void hmp_block_stream(Monitor *mon, const QDict *qdict)
+{
+    BlockStreamArgs args = {
+        .job_id = (char *)qdict_get_try_str(qdict, "device"),
+        .device = (char *)qdict_get_try_str(qdict, "device"),
+        .base = (char *)qdict_get_try_str(qdict, "base"),
+        .has_speed = qdict_haskey(qdict, "speed"),
+        .speed = hmp_get_speed(qdict, "speed"),
+        .has_on_error = true,
+        .on_error = BLOCKDEV_ON_ERROR_REPORT,
+    };
+    Error *err = NULL;
+
+    qmp_block_stream(&args, &err);
+    hmp_handle_error(mon, err);
+}
+
+/* block_job_set_speed device speed: block-job-set-speed. */
+void hmp_block_job_set_speed(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+
+    qmp_block_job_set_speed(qdict_get_try_str(qdict, "device"),
+                            hmp_get_speed(qdict, "speed"), &err);
+    hmp_handle_error(mon, err);
+}
+
+/* block_job_cancel [-f] device: block-job-cancel, force with -f. */
+void hmp_block_job_cancel(Monitor *mon, const QDict *qdict)
+{
+    bool force = false;
+    Error *err = NULL;
+
+    qdict_get_bool(qdict, "force", false, &force, NULL);
+    qmp_block_job_cancel(qdict_get_try_str(qdict, "device"), true, force,
+                         &err);
+    hmp_handle_error(mon, err);
+}
+
+/* block_job_pause device: block-job-pause. */
+void hmp_block_job_pause(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+
+    qmp_block_job_pause(qdict_get_try_str(qdict, "device"), &err);
+    hmp_handle_error(mon, err);
+}
+
+/* block_job_resume device: block-job-resume. */
+void hmp_block_job_resume(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+
+    qmp_block_job_resume(qdict_get_try_str(qdict, "device"), &err);
+    hmp_handle_error(mon, err);
+}
+
+/* block_job_complete device: block-job-complete. */
+void hmp_block_job_complete(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+
+    qmp_block_job_complete(qdict_get_try_str(qdict, "device"), &err);
+    hmp_handle_error(mon, err);
+}
+
+/*
+ * info block-jobs: one line per job from query-block-jobs (concluded
+ * jobs not yet dismissed included), or "No active jobs".
+ */
+void hmp_info_block_jobs(Monitor *mon, const QDict *qdict)
+{
+    Error *err = NULL;
+    g_autoptr(BlockJobInfoList) list = qmp_query_block_jobs(&err);
+
+    if (err) {
+        hmp_handle_error(mon, err);
+        return;
+    }
+    if (!list) {
+        monitor_printf(mon, "No active jobs\n");
+        return;
+    }
+    for (BlockJobInfoList *l = list; l; l = l->next) {
+        g_autofree char *line =
+            job_progress_hmp_line(l->value->type, l->value->device,
+                                  l->value->offset, l->value->len,
+                                  l->value->speed);
+        monitor_printf(mon, "%s\n", line);
+    }
 }

@@ -16,6 +16,7 @@
 #include "qapi/qapi-commands.h"
 #include "monitor/monitor-internal.h"
 #include "sysemu/runstate.h"
+#include "qemu/job.h"
 #include "trace.h"
 
 #if __has_include("qapi/qapi-introspect.h")
@@ -97,9 +98,15 @@ StatusInfo *qmp_query_status(Error **errp)
  * The SHUTDOWN event goes out from inside the request, before this
  * command's reply; qblk.c's main loop then stops and shuts down.
  */
+/*
+ * QEMU 7.2's order: SHUTDOWN, then every job force-cancelled (their
+ * events), then the reply. Commands run in a coroutine, so waiting for
+ * the jobs keeps the main loop running.
+ */
 void qmp_quit(Error **errp)
 {
     qemu_system_shutdown_request(SHUTDOWN_CAUSE_HOST_QMP_QUIT);
+    job_co_cancel_all();
 }
 
 /*

@@ -45,6 +45,13 @@ typedef enum {
     BDRV_REQ_NO_FALLBACK   = 0x100, /* fail with -ENOTSUP instead of writing
                                        explicit zero buffers */
     BDRV_REQ_PREFETCH      = 0x200, /* copy-on-read without returning data */
+    /*
+     * With COPY_ON_READ: ranges that read as zeroes must hide the backing
+     * chain in the node even where the format cannot record a zero
+     * cluster (then zero data is written). block-stream to a base needs
+     * it: the backing link changes afterwards.
+     */
+    BDRV_REQ_COR_HIDE_BACKING = 0x400,
 } BdrvRequestFlags;
 
 /* ---- Block status flags (as QEMU's BDRV_BLOCK_*) */
@@ -355,6 +362,25 @@ void bdrv_count_parents(BlockDriverState *bs, int *node_parents,
  * set to QEMU's "Node 'X' is busy: node is used as backing hd of 'Y'".
  */
 bool bdrv_check_not_backing(BlockDriverState *bs, Error **errp);
+
+/*
+ * Op blockers: while a block job holds a node it registers a reason
+ * ("block device is in use by block job: stream"); conflicting
+ * operations (another job, blockdev-del, snapshots) ask
+ * bdrv_op_is_blocked, which sets errp to QEMU's "Node 'X' is busy:
+ * REASON" (newest reason) and returns true. reason stays owned by the
+ * caller and must outlive the block.
+ */
+void bdrv_op_block_all(BlockDriverState *bs, Error *reason);
+void bdrv_op_unblock_all(BlockDriverState *bs, Error *reason);
+bool bdrv_op_is_blocked(BlockDriverState *bs, Error **errp);
+/*
+ * The name users know bs by: its drive (device) name if it is a drive's
+ * node, else its node name. The daemon's drive lookup is installed with
+ * bdrv_set_device_name_fn (NULL result or no hook: the node name).
+ */
+const char *bdrv_get_device_or_node_name(BlockDriverState *bs);
+void bdrv_set_device_name_fn(const char *(*fn)(BlockDriverState *bs));
 
 /*
  * Create an image file with driver drv ("qcow2", "raw", "file").

@@ -214,6 +214,8 @@ struct BlockDriverState {
     int copy_on_read;
     /* bdrv_drained_begin() nesting count: external requests park. */
     int quiesce_counter;
+    /* Op blockers: Error * reasons, newest first (bdrv_op_block_all). */
+    GSList *op_blockers;
 };
 
 /*
@@ -290,5 +292,6 @@ extern const BlockDriver bdrv_host_device;
 extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_copy_on_read;
+extern const BlockDriver bdrv_blkdebug;
 
 #endif /* BLOCK_BLOCK_INT_H */

@@ -1,0 +1,213 @@
+"""stream-crash-resume: kill -9 the daemon at random points of a stream,
+ten times, restarting on the same images each time; the image is never
+corrupt, the guest-visible content never changes, and streaming again
+finishes the job.
+
+The chain (QEMU's tools only): base.qcow2 (random data, holes, zero
+clusters, zero-filled data: daemon.make_base) <- mid.qcow2 (its own data
+and zero clusters over base data) <- top.qcow2 (a few writes). Before
+anything runs, flat.qcow2 is the flattened chain (qemu-img convert).
+
+Each round starts qblk on the top (-drive drive0, QMP), starts a stream
+throttled to 2-8 MiB/s (so the kill lands mid-stream), sleeps a random
+0-0.5 s and sends SIGKILL. The last NEAR_END rounds stream without a
+limit and kill at 50-130% of the time an unthrottled stream of a copy of
+the chain took, so that some kills land around the final flush and the
+header rewrite (once the header no longer names mid, the rounds stop).
+Then, with the daemon dead:
+  * qemu-img check on top: exit 0, or 3 with leaked clusters only
+    (clusters allocated but not yet referenced when the process died);
+  * qemu-img compare top against flat: the content is unchanged, whether
+    the header still names mid or the stream had already finished;
+  * the data allocated in top never shrinks from one round to the next;
+  * base and mid are never written.
+A last round streams without a limit to BLOCK_JOB_COMPLETED; then top has
+no backing file and still equals flat.
+
+The seed is printed (pytest -s, or in a failure's output);
+QBLK_CRASH_SEED=N replays a run's choices.
+
+Run against qemu-storage-daemon 7.2 (QBLK_DAEMON), the throttled rounds
+pass but a near-end kill that lands after the stream finished fails the
+content check: QEMU rewrites the header (no backing file) while the L2
+and refcount updates of the copied clusters are still only in its
+metadata cache, so the guest sees zeros there (reported as xfail). qblk
+flushes the image before it rewrites the header.
+"""
+import json
+import os
+import random
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from daemon import is_qsd, make_base, qblk_daemon_path, top_writes
+from qblk_testlib import MiB, sha256
+from qmp_client import start_qblk_with_qmp
+
+SIZE = 48 * MiB
+SEG = 1 * MiB
+ROUNDS = 10
+NEAR_END = 3
+SPEEDS = (2 * MiB, 4 * MiB, 8 * MiB)
+
+
+def qemu_io(img, cmds):
+    subprocess.run(['qemu-io', '-f', 'qcow2'] +
+                   [a for c in cmds for a in ('-c', c)] + [img], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def make_chain(d, qemu_img):
+    """base <- mid <- top as described above; returns (base, mid, top,
+    flat)."""
+    base = make_base(d, SIZE, SEG, name='base.qcow2', seed=7)
+    mid = os.path.join(d, 'mid.qcow2')
+    top = os.path.join(d, 'top.qcow2')
+    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2',
+                mid)
+    # mid: data over holes and base data, zero clusters over base data
+    qemu_io(mid, ['write -P 0x3c %d %d' % (k * SEG + SEG // 4, SEG)
+                  for k in range(0, SIZE // SEG, 7)] +
+            ['write -z %d %d' % (k * SEG, SEG // 2)
+             for k in range(2, SIZE // SEG, 9)])
+    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', mid, '-F', 'qcow2',
+                top)
+    qemu_io(top, top_writes(SIZE, SEG))
+    flat = os.path.join(d, 'flat.qcow2')
+    qemu_img.ok('convert', '-f', 'qcow2', '-O', 'qcow2', top, flat)
+    return base, mid, top, flat
+
+
+def check_consistent(qemu_img, top, where):
+    """qemu-img check: clean, or only leaked clusters (exit 3)."""
+    rc, out, err = qemu_img('check', '--output=json', '-f', 'qcow2', top)
+    assert rc in (0, 3), '%s: qemu-img check rc %d\n%s%s' % (where, rc,
+                                                             out, err)
+    res = json.loads(out)
+    bad = {k: res.get(k, 0) for k in ('corruptions', 'check-errors',
+                                      'corruptions-fixed')}
+    assert not any(bad.values()), '%s: %r' % (where, res)
+    assert rc == 0 or res.get('leaks', 0) > 0, '%s: %r' % (where, res)
+    return res
+
+
+def check_content(qemu_img, top, flat, where):
+    rc, out, err = qemu_img('compare', '-f', 'qcow2', '-F', 'qcow2', top,
+                            flat)
+    assert rc == 0, '%s: content changed\n%s%s' % (where, out, err)
+
+
+def allocated_in_top(qemu_img, top):
+    """Bytes of data allocated in top itself (depth 0 of qemu-img map)."""
+    m = json.loads(qemu_img.ok('map', '--output=json', '-f', 'qcow2', top))
+    return sum(e['length'] for e in m if e['depth'] == 0 and
+               (e['data'] or e['zero']))
+
+
+def backing_of(qemu_img, top):
+    return json.loads(qemu_img.ok('info', '--output=json', '-f', 'qcow2',
+                                  top)).get('backing-filename')
+
+
+def start(daemon, top):
+    return start_qblk_with_qmp(daemon, ['-drive', 'file=%s,format=qcow2,'
+                                        'id=drive0' % top])
+
+
+def full_stream_time(daemon, top):
+    """Seconds an unthrottled stream of a copy of @top (same backing)
+    takes from block-stream's reply to BLOCK_JOB_COMPLETED."""
+    probe = os.path.join(os.path.dirname(top), 'probe.qcow2')
+    shutil.copyfile(top, probe)
+    d, qmp = start(daemon, probe)
+    assert qmp.ok('block-stream', job_id='stream0', device='drive0') == {}
+    t0 = time.monotonic()
+    qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=30)
+    took = time.monotonic() - t0
+    qmp.close()
+    d.stop()
+    os.unlink(probe)
+    return took
+
+
+def crash_round(daemon, top, rnd, full_time=None):
+    """Start qblk, stream at a random speed (unlimited near the end) and
+    SIGKILL it after a random delay. Returns (speed, delay) for the
+    failure messages."""
+    if full_time is None:
+        speed = rnd.choice(SPEEDS)
+        delay = rnd.uniform(0.0, 0.5)
+    else:
+        speed = 0
+        delay = rnd.uniform(0.5, 1.3) * full_time
+    d, qmp = start(daemon, top)
+    args = {'speed': speed} if speed else {}
+    assert qmp.ok('block-stream', job_id='stream0', device='drive0',
+                  **args) == {}
+    time.sleep(delay)
+    d.assert_alive()
+    d.kill()
+    qmp.close()
+    return speed, delay
+
+
+def test_stream_kill9_and_resume(daemon, qemu_img, capsys):
+    seed = int(os.environ.get('QBLK_CRASH_SEED') or
+               random.SystemRandom().randrange(1 << 31))
+    with capsys.disabled():
+        print('\nQBLK_CRASH_SEED=%d' % seed)
+    rnd = random.Random(seed)
+    base, mid, top, flat = make_chain(daemon.dir, qemu_img)
+    sums = (sha256(base), sha256(mid))
+    t0 = time.monotonic()
+    allocated = allocated_in_top(qemu_img, top)
+    full_time = full_stream_time(daemon, top)
+    for i in range(ROUNDS):
+        near_end = i >= ROUNDS - NEAR_END
+        speed, delay = crash_round(daemon, top, rnd,
+                                   full_time if near_end else None)
+        where = 'seed %d round %d (speed %d, kill after %.3f s)' % (
+            seed, i, speed, delay)
+        check_consistent(qemu_img, top, where)
+        if near_end and is_qsd(qblk_daemon_path()) and \
+                backing_of(qemu_img, top) is None and \
+                qemu_img('compare', top, flat)[0] != 0:
+            pytest.xfail('%s: QEMU 7.2 lost the streamed data (header '
+                         'rewritten before a flush)' % where)
+        check_content(qemu_img, top, flat, where)
+        now = allocated_in_top(qemu_img, top)
+        assert now >= allocated, '%s: allocated data shrank %d -> %d' % (
+            where, allocated, now)
+        allocated = now
+        with capsys.disabled():
+            print('  round %d: speed %d MiB/s, killed after %.3f s, %d KiB '
+                  'in top, backing %s' % (i, speed >> 20, delay,
+                                          now >> 10,
+                                          backing_of(qemu_img, top)))
+        assert (sha256(base), sha256(mid)) == sums, \
+            '%s: base or mid was written' % where
+        if backing_of(qemu_img, top) is None:
+            break       # the stream finished before the kill
+
+    if backing_of(qemu_img, top) is not None:
+        # the last run: stream to the end
+        d, qmp = start(daemon, top)
+        assert qmp.ok('block-stream', job_id='stream0',
+                      device='drive0') == {}
+        ev = qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=30,
+                            match={'device': 'stream0'})
+        assert 'error' not in ev['data'], ev
+        assert ev['data']['offset'] == ev['data']['len'] == SIZE, ev
+        assert qmp.ok('query-block-jobs') == []
+        qmp.close()
+        d.stop()
+    where = 'seed %d, after the final stream' % seed
+    assert backing_of(qemu_img, top) is None, where
+    check_consistent(qemu_img, top, where)
+    check_content(qemu_img, top, flat, where)
+    assert (sha256(base), sha256(mid)) == sums, where
+    assert time.monotonic() - t0 < 30, 'too slow: %.1f s' % (
+        time.monotonic() - t0)
