@@ -53,6 +53,12 @@
 #define STREAM_IN_FLIGHT_IDLE 4
 /* ...and while it has some. */
 #define STREAM_IN_FLIGHT_BUSY 1
+/*
+ * How often the target is flushed while copying: a crash then loses at
+ * most this much work (the metadata of copied clusters reaches the disk),
+ * so a stream restarted after a crash copies only what is still missing.
+ */
+#define STREAM_CHECKPOINT_NS (3 * 1000000000LL)
 /* Bytes asked per block-status call (extents are as large as they come). */
 #define STREAM_STATUS_MAX (1 * GiB)
 
@@ -82,6 +88,7 @@ typedef struct StreamJob {
     bool waiting;               /* co is yielded until in_flight drops */
     int ret;                    /* first error reported or ignored */
     bool failed;                /* a copy failed with action report */
+    int64_t checkpoint_ns;      /* when the target was last flushed */
 } StreamJob;
 
 /* One copy coroutine's work. */
@@ -333,6 +340,24 @@ static void coroutine_fn stream_co_throttle(StreamJob *s, StreamRange *r)
     }
 }
 
+/*
+ * Flush the target when the last checkpoint is old enough. A failing
+ * flush is not an error of the stream: prepare flushes again and fails
+ * then if the target still cannot be flushed.
+ */
+static void coroutine_fn stream_co_checkpoint(StreamJob *s)
+{
+    int64_t now = qemu_clock_get_ns();
+    int ret;
+
+    if (now - s->checkpoint_ns < STREAM_CHECKPOINT_NS) {
+        return;
+    }
+    ret = bdrv_co_flush(s->target);
+    trace_stream_checkpoint(s, ret);
+    s->checkpoint_ns = qemu_clock_get_ns();
+}
+
 /* Copy every range that needs it, several at once. 0 or -errno. */
 static int coroutine_fn stream_co_copy_all(StreamJob *s)
 {
@@ -362,6 +387,7 @@ static int coroutine_fn stream_co_copy_all(StreamJob *s)
             break;
         }
         stream_start_copy(s, &r);
+        stream_co_checkpoint(s);
         if (!g_queue_is_empty(&s->retry) && s->in_flight > 0) {
             /* Retry only after the failing copies have settled. */
             stream_co_wait_copies(s, 1);
@@ -393,6 +419,7 @@ static int coroutine_fn stream_run(Job *job, Error **errp)
         return 0;
     }
     s->len = len;
+    s->checkpoint_ns = qemu_clock_get_ns();
     job_progress_set_remaining(job, len);
     ret = stream_co_copy_all(s);
     trace_stream_run_done(s, ret, job_is_cancelled(job));
