@@ -406,8 +406,11 @@ static void job_event_completed(Job *job)
 /* commit() or abort(), clean(), the event, concluded (and maybe null). */
 static void job_finalize_single(Job *job)
 {
+    bool was_finalizing = job->finalizing;
+
     job_update_rc(job);
     trace_job_finalize_single(job, job->ret);
+    job->finalizing = true;
     if (!job->ret) {
         if (job->driver->commit) {
             job->driver->commit(job);
@@ -418,6 +421,7 @@ static void job_finalize_single(Job *job)
     if (job->driver->clean) {
         job->driver->clean(job);
     }
+    job->finalizing = was_finalizing;
     if (job->started) {
         job_event_completed(job);
     }
@@ -430,10 +434,14 @@ static void job_finalize_single(Job *job)
 /* pending -> prepare() -> commit path, or abort path if prepare fails. */
 static void job_do_finalize(Job *job)
 {
+    job_ref(job);
+    job->finalizing = true;
     if (job->driver->prepare && !job->ret) {
         job->ret = job->driver->prepare(job);
     }
     job_finalize_single(job);
+    job->finalizing = false;
+    job_unref(job);
 }
 
 /* run() returned (or the job never started): go down one of the paths. */
@@ -587,6 +595,9 @@ static void job_cancel_async(Job *job, bool force)
 static void job_cancel(Job *job, bool force)
 {
     trace_job_cancel(job, force, JobStatus_str(job->status));
+    if (job->finalizing) {
+        return;     /* too late: the job is being finalized right now */
+    }
     if (job->status == JOB_STATUS_CONCLUDED) {
         job_do_dismiss(job);
         return;
@@ -645,7 +656,9 @@ bool job_finalize(Job *job, Error **errp)
     if (!job_apply_verb(job, JOB_VERB_FINALIZE, errp)) {
         return false;
     }
-    job_do_finalize(job);
+    if (!job->finalizing) {
+        job_do_finalize(job);
+    }
     return true;
 }
 

@@ -109,6 +109,12 @@ struct Job {
     bool auto_finalize;
     bool auto_dismiss;
     bool ready;                 /* reached ready at least once */
+    /*
+     * prepare/commit/abort are running. They may run a nested main loop
+     * (a flush), in which a monitor command can arrive: cancel and
+     * finalize then find the job already finalizing and leave it alone.
+     */
+    bool finalizing;
 
     int ret;                    /* run()'s result; then finalization's */
     Error *err;                 /* why it failed (for "error" fields) */

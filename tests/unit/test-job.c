@@ -32,6 +32,7 @@ typedef struct TestJob {
     bool should_complete;
     bool ignored_error;     /* an error was ignored: end failed */
     int prepare_ret;
+    bool prepare_reenters;  /* prepare runs cancel/finalize on the job */
 } TestJob;
 
 /* Finalization callbacks of the latest job (it may be freed already). */
@@ -185,6 +186,15 @@ static int test_job_prepare(Job *job)
     TestJob *s = (TestJob *)job;
 
     calls.n_prepare++;
+    if (s->prepare_reenters) {
+        /*
+         * As a monitor command arriving in a nested main loop (a flush
+         * in prepare) would: both verbs are allowed in pending and must
+         * leave the finalization in progress alone.
+         */
+        g_assert_true(job_user_cancel(job, true, &error_abort));
+        g_assert_true(job_finalize(job, &error_abort));
+    }
     return s->prepare_ret;
 }
 
@@ -311,6 +321,24 @@ static void test_prepare_fails(void)
     run_until_gone("job0");
     assert_events("created,running,waiting,pending,aborting,"
                   "COMPLETED{No space left on device},concluded,null");
+}
+
+/* A cancel/finalize arriving while prepare runs changes nothing. */
+static void test_reentry_during_prepare(void)
+{
+    TestJob *s = test_job_new(2, JOB_DEFAULT, BLOCKDEV_ON_ERROR_REPORT);
+
+    s->prepare_reenters = true;
+    job_start(&s->common.job);
+    test_freed = 0;
+    run_until_gone("job0");
+    assert_events("created,running,waiting,pending,COMPLETED,concluded,"
+                  "null");
+    g_assert_cmpint(calls.n_prepare, ==, 1);
+    g_assert_cmpint(calls.n_commit, ==, 1);
+    g_assert_cmpint(calls.n_abort, ==, 0);
+    g_assert_cmpint(calls.n_clean, ==, 1);
+    g_assert_cmpint(test_freed, ==, 1);
 }
 
 /* ---- Tests: cancel */
@@ -852,6 +880,8 @@ int main(int argc, char **argv)
     g_test_add_func("/job/finalize/manual-finalize-and-dismiss",
                     test_manual_finalize_dismiss);
     g_test_add_func("/job/finalize/prepare-fails", test_prepare_fails);
+    g_test_add_func("/job/finalize/reentry-during-prepare",
+                    test_reentry_during_prepare);
     g_test_add_func("/job/cancel/while-running", test_cancel_running);
     g_test_add_func("/job/cancel/while-created", test_cancel_created);
     g_test_add_func("/job/cancel/while-paused", test_cancel_paused);
