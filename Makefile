@@ -23,12 +23,13 @@ check: all
 demo: all
 	@sh scripts/demo.sh $(BUILD)
 
-# bench/run.py (qblk-img/qblk-io, then bench/nbd.py) and bench/stream.py
-# (block-stream against qemu-storage-daemon); QBLK_BENCH_SIZE=256M for a
-# quick stream run.
+# bench/run.py (qblk-img/qblk-io, then bench/nbd.py), bench/stream.py
+# and bench/commit.py (block-stream, block-commit against
+# qemu-storage-daemon); QBLK_BENCH_SIZE=256M for quick job runs.
 bench: all
 	@/usr/bin/python3 bench/run.py --build $(BUILD)
 	@/usr/bin/python3 bench/stream.py --build $(BUILD)
+	@/usr/bin/python3 bench/commit.py --build $(BUILD)
 
 fuzz: deps
 	@sh scripts/build-fuzz.sh

@@ -9,6 +9,11 @@
  * a failing command leaves query-named-block-nodes as it was (a snapshot
  * file created in absolute-paths mode may remain, as in QEMU).
  *
+ * The snapshots are actions in steps (sysemu/blockdev-actions.h): the
+ * prepare step does every check and the graph switch, abort undoes the
+ * switch, so the transaction command (blockdev-transaction.c) can roll a
+ * group back; the plain commands prepare, commit and clean at once.
+ *
  * Handlers run in the monitor's coroutine on the main loop thread; a
  * snapshot waits there (draining the node) without blocking the loop.
  */
@@ -17,6 +22,7 @@
 #include "block/block_int.h"
 #include "block/qapi.h"
 #include "sysemu/blockdev.h"
+#include "sysemu/blockdev-actions.h"
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 #include "trace.h"
@@ -248,39 +254,101 @@ static bool snapshot_check_overlay(BlockDriverState *overlay, Error **errp)
     return true;
 }
 
+/* ---- Snapshot actions: prepare / commit / abort / clean */
+
 /*
- * Put overlay on top of bs; drives follow with their properties, and bs
- * is flushed (a consistent image file from then on). A new
+ * A prepared snapshot. From a successful prepare to clean it holds a
+ * reference to both nodes and keeps bs drained, so no request runs
+ * while the transaction may still switch the graph back.
+ */
+struct SnapshotAction {
+    BlockDriverState *bs;       /* the node that got the overlay */
+    BlockDriverState *overlay;  /* the new top */
+    bool adopted;               /* overlay became monitor-owned */
+};
+
+/*
+ * Put overlay on top of bs (drives follow with their properties). A new
  * overlay that got no user (bs was only monitor-owned) becomes
  * monitor-owned itself rather than vanish. Consumes the caller's
- * reference to overlay.
+ * reference to overlay; on success the action holds it until clean.
  */
-static bool snapshot_switch(BlockDriverState *bs, BlockDriverState *overlay,
-                            Error **errp)
+static SnapshotAction *snapshot_attach(BlockDriverState *bs,
+                                       BlockDriverState *overlay,
+                                       Error **errp)
 {
-    int ret = bdrv_append(overlay, bs, errp);
+    SnapshotAction *s;
+    int ret;
 
+    bdrv_ref(bs);
+    bdrv_drained_begin(bs);
+    ret = bdrv_append(overlay, bs, errp);
     trace_qmp_snapshot_done(bs, overlay, ret);
     if (ret < 0) {
+        bdrv_drained_end(bs);
+        bdrv_unref(bs);
         bdrv_unref(overlay);
-        return false;
+        return NULL;
     }
     blockdev_drives_follow(bs, overlay);
+    s = g_new0(SnapshotAction, 1);
+    s->bs = bs;
+    s->overlay = overlay;
+    if (!overlay->parents) {
+        bdrv_ref(overlay);      /* taken over by the monitor */
+        if (!blockdev_adopt_node(overlay, errp)) {
+            snapshot_action_abort(s);
+            snapshot_action_clean(s);
+            return NULL;
+        }
+        s->adopted = true;
+    }
+    return s;
+}
+
+void snapshot_action_commit(SnapshotAction *s)
+{
     /*
      * From now on bs only changes if someone writes it directly; flush
      * its cached metadata so that its file is a complete image for
      * whoever copies or backs it up (the usual reason for a snapshot).
      */
-    ret = bdrv_flush(bs);
+    int ret = bdrv_flush(s->bs);
+
+    trace_qmp_snapshot_commit(s->bs, s->overlay, ret);
     if (ret < 0) {
         warn_report("Failed to flush '%s' after the snapshot: %s",
-                    bs->filename, g_strerror(-ret));
+                    s->bs->filename, g_strerror(-ret));
     }
-    if (!overlay->parents) {
-        return blockdev_adopt_node(overlay, errp);
+}
+
+void snapshot_action_abort(SnapshotAction *s)
+{
+    Error *err = NULL;
+
+    trace_qmp_snapshot_abort(s->bs, s->overlay);
+    /* users of the overlay (drives, exports) go back down to bs */
+    if (bdrv_replace_node(s->overlay, s->bs, &err) < 0) {
+        error_report_err(err);
+        err = NULL;
     }
-    bdrv_unref(overlay);
-    return true;
+    blockdev_drives_follow(s->overlay, s->bs);
+    if (bdrv_set_backing_hd(s->overlay, NULL, &err) < 0) {
+        error_report_err(err);
+        err = NULL;
+    }
+    if (s->adopted && !blockdev_del(s->overlay->node_name, &err)) {
+        error_report_err(err);
+    }
+    s->adopted = false;
+}
+
+void snapshot_action_clean(SnapshotAction *s)
+{
+    bdrv_drained_end(s->bs);
+    bdrv_unref(s->overlay);
+    bdrv_unref(s->bs);
+    g_free(s);
 }
 
 /* Open the overlay file without its backing chain, as bs is opened. */
@@ -300,64 +368,98 @@ static BlockDriverState *snapshot_open_overlay(BlockDriverState *bs,
     return bdrv_open(file, opts, flags, errp);
 }
 
+SnapshotAction *snapshot_sync_prepare(BlockdevSnapshotSync *args,
+                                      Error **errp)
+{
+    const char *fmt = args->format ? args->format : "qcow2";
+    NewImageMode mode = args->has_mode ? args->mode
+                                       : NEW_IMAGE_MODE_ABSOLUTE_PATHS;
+    const char *ov_name = args->snapshot_node_name;
+    BlockDriverState *bs, *overlay;
+
+    bs = snapshot_find_node(args->device, args->node_name, errp);
+    if (!bs) {
+        return NULL;
+    }
+    trace_qmp_snapshot_prepare(bs, args->snapshot_file,
+                               ov_name ? ov_name : "", mode);
+    if (args->node_name && !ov_name) {
+        error_setg(errp, "New overlay node-name missing");
+        return NULL;
+    }
+    if (ov_name && blockdev_name_in_use(ov_name)) {
+        error_setg(errp, "New overlay node-name already in use");
+        return NULL;
+    }
+    if (mode != NEW_IMAGE_MODE_EXISTING &&
+        !snapshot_create_overlay(bs, args->snapshot_file, fmt, errp)) {
+        return NULL;
+    }
+    overlay = snapshot_open_overlay(bs, args->snapshot_file, fmt, ov_name,
+                                    errp);
+    if (!overlay) {
+        return NULL;
+    }
+    if (!snapshot_check_overlay(overlay, errp)) {
+        bdrv_unref(overlay);
+        return NULL;
+    }
+    return snapshot_attach(bs, overlay, errp);
+}
+
+SnapshotAction *snapshot_prepare(BlockdevSnapshot *args, Error **errp)
+{
+    BlockDriverState *bs, *ov;
+
+    bs = snapshot_find_node(args->node, args->node, errp);
+    if (!bs) {
+        return NULL;
+    }
+    ov = blockdev_lookup_bs(args->overlay, args->overlay, errp);
+    if (!ov || !snapshot_check_overlay(ov, errp)) {
+        return NULL;
+    }
+    trace_qmp_snapshot_prepare(bs, "", args->overlay, -1);
+    /* the monitor keeps owning the overlay; the switch adds users */
+    bdrv_ref(ov);
+    return snapshot_attach(bs, ov, errp);
+}
+
+/* A plain snapshot command: a transaction of one action. */
+static void snapshot_finish(SnapshotAction *s)
+{
+    if (s) {
+        snapshot_action_commit(s);
+        snapshot_action_clean(s);
+    }
+}
+
 void qmp_blockdev_snapshot_sync(const char *device, const char *node_name,
                                 const char *snapshot_file,
                                 const char *snapshot_node_name,
                                 const char *format, bool has_mode,
                                 NewImageMode mode, Error **errp)
 {
-    const char *fmt = format ? format : "qcow2";
-    BlockDriverState *bs, *overlay;
+    BlockdevSnapshotSync args = {
+        .device = (char *)device,
+        .node_name = (char *)node_name,
+        .snapshot_file = (char *)snapshot_file,
+        .snapshot_node_name = (char *)snapshot_node_name,
+        .format = (char *)format,
+        .has_mode = has_mode,
+        .mode = mode,
+    };
 
-    if (!has_mode) {
-        mode = NEW_IMAGE_MODE_ABSOLUTE_PATHS;
-    }
-    bs = snapshot_find_node(device, node_name, errp);
-    if (!bs) {
-        return;
-    }
-    trace_qmp_snapshot_prepare(bs, snapshot_file,
-                               snapshot_node_name ? snapshot_node_name : "",
-                               mode);
-    if (node_name && !snapshot_node_name) {
-        error_setg(errp, "New overlay node-name missing");
-        return;
-    }
-    if (snapshot_node_name && blockdev_name_in_use(snapshot_node_name)) {
-        error_setg(errp, "New overlay node-name already in use");
-        return;
-    }
-    if (mode != NEW_IMAGE_MODE_EXISTING &&
-        !snapshot_create_overlay(bs, snapshot_file, fmt, errp)) {
-        return;
-    }
-    overlay = snapshot_open_overlay(bs, snapshot_file, fmt,
-                                    snapshot_node_name, errp);
-    if (!overlay) {
-        return;
-    }
-    if (!snapshot_check_overlay(overlay, errp)) {
-        bdrv_unref(overlay);
-        return;
-    }
-    snapshot_switch(bs, overlay, errp);
+    snapshot_finish(snapshot_sync_prepare(&args, errp));
 }
 
 void qmp_blockdev_snapshot(const char *node, const char *overlay,
                            Error **errp)
 {
-    BlockDriverState *bs, *ov;
+    BlockdevSnapshot args = {
+        .node = (char *)node,
+        .overlay = (char *)overlay,
+    };
 
-    bs = snapshot_find_node(node, node, errp);
-    if (!bs) {
-        return;
-    }
-    ov = blockdev_lookup_bs(overlay, overlay, errp);
-    if (!ov || !snapshot_check_overlay(ov, errp)) {
-        return;
-    }
-    trace_qmp_snapshot_prepare(bs, "", overlay, -1);
-    /* the monitor keeps owning the overlay; the switch adds users */
-    bdrv_ref(ov);
-    snapshot_switch(bs, ov, errp);
+    snapshot_finish(snapshot_prepare(&args, errp));
 }

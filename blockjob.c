@@ -334,6 +334,9 @@ static BlockJobInfo *block_job_query(BlockJob *bjob)
     info->auto_finalize = job->auto_finalize;
     info->auto_dismiss = job->auto_dismiss;
     info->error = msg ? g_strdup(msg) : NULL;
+    if (((const BlockJobDriver *)job->driver)->query) {
+        ((const BlockJobDriver *)job->driver)->query(bjob, info);
+    }
     return info;
 }
 

@@ -177,3 +177,25 @@ SRST
   then retried and the I/O status goes back to ``ok``). This is QMP's
   ``block-job-resume``.
 ERST
+
+    {
+        .name       = "commit",
+        .args_type  = "device:B",
+        .params     = "device|all",
+        .help       = "commit the data of a drive's top image into its "
+                      "backing file (or of every drive with 'all')",
+        .cmd        = hmp_commit,
+    },
+
+SRST
+``commit`` *device* | ``all``
+  Copy everything the top image of drive *device* holds into its backing
+  file, synchronously: this is no block job, it sends no events, and the
+  drive's users wait until it is done. The backing file is reopened
+  read-write for it and back to read-only afterwards; then the top image
+  is emptied where its format can, so the drive reads the same data as
+  before. ``all`` does this for every drive that has a backing file,
+  stopping at the first failure. Prints nothing on success; otherwise
+  ``Device 'X' not found`` or ``'commit' error for 'X': <reason>``. For a
+  live commit of any part of a chain, use QMP's ``block-commit``.
+ERST

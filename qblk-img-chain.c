@@ -9,14 +9,17 @@
  * on its old backing file with some redundant, identical data: the guest
  * view never changes. -u only rewrites the header.
  *
- * commit copies every range allocated above the base into the base,
- * flushes the base, and only then empties the top image (unless -d or
+ * commit copies every range allocated above the base into the base
+ * (with block/commit.c's copy step, shared with the block-commit job:
+ * zero ranges become zero writes), flushes the base, and only then empties the top image (unless -d or
  * -b). The base is opened a second time read-write and swapped into the
  * chain in place of its read-only node, so reads through the top always
  * see the chain as it was before the commit.
  */
 #include "qemu/osdep.h"
 #include "block/block.h"
+#include "block/commit.h"
+#include "qemu/coroutine.h"
 #include "qblk-img.h"
 #include "trace.h"
 
@@ -309,48 +312,49 @@ static BdrvChild *img_commit_open_base(BlockDriverState *top,
     return child;
 }
 
+/* What the commit coroutine works on. */
+typedef struct ImgCommit {
+    BdrvChild *top;
+    BdrvChild *base;
+} ImgCommit;
+
 /*
- * Copy everything allocated above base's node into it (growing the base
- * to the top's size first), then flush the base. 0 or -errno; the caller
- * reports it.
+ * Copy everything allocated above base's node into it with the commit
+ * job's copy step (growing the base to the top's size first), then
+ * flush the base. 0 or -errno; the caller reports it.
  */
-static int img_commit_copy(BdrvChild *top, BdrvChild *base, uint8_t *buf)
+static int coroutine_fn img_commit_co_copy(void *opaque)
 {
-    BlockDriverState *top_bs = bdrv_child_bs(top);
-    BlockDriverState *base_bs = bdrv_child_bs(base);
-    int64_t len = bdrv_getlength(top_bs);
+    ImgCommit *c = opaque;
+    BlockDriverState *base_bs = bdrv_child_bs(c->base);
+    int64_t len = bdrv_getlength(bdrv_child_bs(c->top));
     int64_t base_len = bdrv_getlength(base_bs);
     Error *err = NULL;
-    int ret;
 
     if (len < 0 || base_len < 0) {
         return len < 0 ? len : base_len;
     }
     if (base_len < len &&
-        bdrv_truncate(base, len, false, PREALLOC_MODE_OFF, 0, &err) < 0) {
+        bdrv_co_truncate(c->base, len, false, PREALLOC_MODE_OFF, 0,
+                         &err) < 0) {
         error_report_err(err);
         return -EIO;
     }
     for (int64_t off = 0; off < len;) {
-        int64_t n = MIN(len - off, IMG_CHAIN_BUF_SIZE), pnum;
-        ret = bdrv_is_allocated_above(top_bs, base_bs, false, off, n, &pnum);
+        int64_t n;
+        int ret = commit_copy_range(c->top, c->base, base_bs, off,
+                                    MIN(len - off, IMG_CHAIN_BUF_SIZE), &n,
+                                    NULL, NULL);
         if (ret < 0) {
             return ret;
         }
-        if (ret) {
-            trace_img_commit_copy(off, pnum);
-            ret = bdrv_pread(top, off, pnum, buf, 0);
-            if (ret >= 0) {
-                ret = bdrv_pwrite(base, off, pnum, buf, 0);
-            }
-            if (ret < 0) {
-                return ret;
-            }
+        if (n <= 0) {
+            break;
         }
-        off += pnum;
+        off += n;
         img_progress_print(100.0f * off / len);
     }
-    return bdrv_flush(base_bs);
+    return bdrv_co_flush(base_bs);
 }
 
 /*
@@ -370,7 +374,6 @@ int img_commit(int argc, char **argv)
     int flags = BDRV_O_RDWR, c, ret = EXIT_FAILURE;
     BdrvChild *top, *base = NULL;
     BlockDriverState *base_bs;
-    uint8_t *buf = NULL;
     Error *err = NULL;
 
     while ((c = img_getopt(argc, argv, &o)) != -1) {
@@ -414,8 +417,8 @@ int img_commit(int argc, char **argv)
         goto out;
     }
     img_progress_init(o.progress, 1.0f);
-    buf = qemu_blockalign(IMG_CHAIN_BUF_SIZE);
-    ret = img_commit_copy(top, base, buf);
+    ret = qemu_coroutine_call_sync(img_commit_co_copy,
+                                   &(ImgCommit) { top, base });
     if (ret < 0) {
         error_report("Block job failed: %s", g_strerror(-ret));
         ret = EXIT_FAILURE;
@@ -431,7 +434,6 @@ int img_commit(int argc, char **argv)
     ret = EXIT_SUCCESS;
 out:
     img_progress_end();
-    qemu_vfree(buf);
     img_close(base);
     img_close(top);
     return ret;

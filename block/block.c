@@ -29,6 +29,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "qemu/keyval.h"
 #include "trace.h"
 
@@ -253,8 +254,9 @@ static void bdrv_free_node(BlockDriverState *bs)
 /*
  * The last reference drains the node (no request may be in flight while
  * the driver closes), flushes a read-write node (so metadata caches reach
- * the disk), closes the driver, then drops the children, which may free
- * them in turn: a whole chain goes away with its top.
+ * the disk), releases its dirty bitmaps, closes the driver, then drops
+ * the children, which may free them in turn: a whole chain goes away with
+ * its top.
  */
 void bdrv_unref(BlockDriverState *bs)
 {
@@ -271,6 +273,7 @@ void bdrv_unref(BlockDriverState *bs)
         if (!bs->read_only) {
             bdrv_flush(bs);
         }
+        bdrv_release_all_dirty_bitmaps(bs);
         if (bs->drv->bdrv_close) {
             bs->drv->bdrv_close(bs);
         }

@@ -53,6 +53,8 @@ typedef struct BDRVRawState {
     bool has_seek_data;
     uint32_t req_align;     /* request alignment (1 without O_DIRECT) */
     uint32_t buf_align;     /* buffer alignment (1 without O_DIRECT) */
+    char *path;             /* the file opened, for reopen */
+    int reopen_fd;          /* descriptor staged by reopen prepare, or -1 */
 } BDRVRawState;
 
 /* Chunk used for writing explicit zeroes (preallocation=full). */
@@ -214,7 +216,7 @@ static int raw_open_common(BlockDriverState *bs, QDict *options, int flags,
     }
     filename = g_strdup(name);
     qdict_del(options, "filename");
-    s->fd = -1;
+    s->fd = s->reopen_fd = -1;
     s->has_zero_range = s->has_punch_hole = s->has_seek_data = true;
     s->discard_unmap = flags & BDRV_O_UNMAP;
     if (!raw_take_options(s, options, flags, &kind, errp)) {
@@ -250,6 +252,7 @@ static int raw_open_common(BlockDriverState *bs, QDict *options, int flags,
     if (!s->direct) {
         s->req_align = s->buf_align = 1;
     }
+    s->path = g_strdup(filename);
     if (!bs->filename[0]) {
         g_strlcpy(bs->filename, filename, sizeof(bs->filename));
     }
@@ -279,6 +282,68 @@ static void raw_close(BlockDriverState *bs)
     if (s->fd >= 0) {
         close(s->fd);
         s->fd = -1;
+    }
+    g_free(s->path);
+    s->path = NULL;
+}
+
+/*
+ * .bdrv_reopen_prepare: open a second descriptor of the same file with
+ * the new access mode (and the same O_DIRECT choice). A writable
+ * descriptor of a file without write permission fails here, before
+ * anything changed. The new descriptor must be the same file: a file
+ * renamed over ours since open is refused.
+ */
+static int raw_reopen_prepare(BlockDriverState *bs, bool read_only,
+                              Error **errp)
+{
+    BDRVRawState *s = bs->opaque;
+    int oflags = O_CLOEXEC | (read_only ? O_RDONLY : O_RDWR) |
+                 (s->direct ? O_DIRECT : 0);
+    struct stat old_st, new_st;
+    int fd, err = 0;
+
+    g_assert(s->reopen_fd < 0);
+    fd = open(s->path, oflags);
+    if (fd < 0) {
+        err = errno;
+    } else if (fstat(fd, &new_st) < 0 || fstat(s->fd, &old_st) < 0) {
+        err = errno;
+    } else if (new_st.st_dev != old_st.st_dev ||
+               new_st.st_ino != old_st.st_ino) {
+        err = ESTALE;
+    }
+    trace_file_reopen_prepare(bs, s->path, read_only, fd, -err);
+    if (err) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        error_setg_errno(errp, err, "Could not reopen '%s'", s->path);
+        return -err;
+    }
+    s->reopen_fd = fd;
+    return 0;
+}
+
+/* .bdrv_reopen_commit: the staged descriptor replaces the old one. */
+static void raw_reopen_commit(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+
+    trace_file_reopen_commit(bs, s->fd, s->reopen_fd);
+    close(s->fd);
+    s->fd = s->reopen_fd;
+    s->reopen_fd = -1;
+}
+
+/* .bdrv_reopen_abort: drop the staged descriptor. */
+static void raw_reopen_abort(BlockDriverState *bs)
+{
+    BDRVRawState *s = bs->opaque;
+
+    if (s->reopen_fd >= 0) {
+        close(s->reopen_fd);
+        s->reopen_fd = -1;
     }
 }
 
@@ -845,6 +910,9 @@ static const char *const raw_create_opts[] = {
     .instance_size = sizeof(BDRVRawState),                              \
     .protocol = true,                                                   \
     .bdrv_close = raw_close,                                            \
+    .bdrv_reopen_prepare = raw_reopen_prepare,                          \
+    .bdrv_reopen_commit = raw_reopen_commit,                            \
+    .bdrv_reopen_abort = raw_reopen_abort,                              \
     .bdrv_refresh_limits = raw_refresh_limits,                          \
     .bdrv_co_preadv = raw_co_preadv,                                    \
     .bdrv_co_pwritev = raw_co_pwritev,                                  \

@@ -21,6 +21,7 @@
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "block/io-internal.h"
 #include "qemu/aio.h"
 #include "trace.h"
@@ -304,6 +305,9 @@ static void bdrv_co_write_done(BlockDriverState *bs, int64_t offset,
     if (offset + bytes > bs->total_bytes) {
         bs->total_bytes = offset + bytes;
     }
+    if (bs->dirty_bitmaps) {
+        bdrv_set_dirty(bs, offset, bytes);
+    }
 }
 
 /*
@@ -339,6 +343,10 @@ static int coroutine_fn bdrv_aligned_pwritev(BlockDriverState *bs,
                                  qoff + done, dflags);
 
         if (ret < 0) {
+            /* A failed write may have changed part of the range. */
+            if (bs->dirty_bitmaps) {
+                bdrv_set_dirty(bs, offset + done, n);
+            }
             return ret;
         }
         bdrv_co_write_done(bs, offset + done, n);
@@ -773,6 +781,9 @@ int coroutine_fn bdrv_co_pdiscard(BdrvChild *child, int64_t offset,
         ret = ret == -ENOTSUP ? 0 : ret;
     }
     bs->write_gen++;
+    if (bs->dirty_bitmaps) {
+        bdrv_set_dirty(bs, start, end - start);
+    }
     bdrv_tracked_end(&req);
     bdrv_dec_in_flight(bs);
     trace_bdrv_co_request_done(bs, "discard", offset, bytes, ret);
@@ -864,6 +875,9 @@ int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
             bdrv_getlength(bs);
         } else {
             bs->total_bytes = offset;
+        }
+        if (bs->dirty_bitmaps) {
+            bdrv_dirty_bitmap_truncate(bs, bs->total_bytes);
         }
     }
     bs->write_gen++;

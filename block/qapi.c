@@ -15,6 +15,7 @@
 #include "qemu/osdep.h"
 #include <json-glib/json-glib.h>
 #include "block/block_int.h"
+#include "block/dirty-bitmap.h"
 #include "block/qapi.h"
 #include "qapi/qapi-visit.h"
 #include "trace.h"
@@ -137,6 +138,28 @@ static int64_t bdrv_query_depth(BlockDriverState *bs)
     return depth;
 }
 
+/* The node's dirty bitmaps as BlockDirtyInfo, in creation order. */
+static BlockDirtyInfoList *bdrv_query_dirty_bitmaps(BlockDriverState *bs)
+{
+    BlockDirtyInfoList *head = NULL, **tail = &head;
+
+    for (BdrvDirtyBitmap *b = bdrv_dirty_bitmap_next(bs, NULL); b;
+         b = bdrv_dirty_bitmap_next(bs, b)) {
+        BlockDirtyInfo *info = g_new0(BlockDirtyInfo, 1);
+
+        info->name = g_strdup(bdrv_dirty_bitmap_name(b));
+        info->count = bdrv_get_dirty_count(b);
+        info->granularity = bdrv_dirty_bitmap_granularity(b);
+        info->recording = bdrv_dirty_bitmap_enabled(b);
+        info->busy = bdrv_dirty_bitmap_busy(b);
+        info->persistent = false;
+        *tail = g_new0(BlockDirtyInfoList, 1);
+        (*tail)->value = info;
+        tail = &(*tail)->next;
+    }
+    return head;
+}
+
 /*
  * The node's own facts; the cache mode comes from its open flags (the
  * write cache is always on in qblk, so writeback is true).
@@ -167,6 +190,7 @@ BlockDeviceInfo *bdrv_block_device_info(BlockDriverState *bs, bool flat,
     info->cache->direct = !!(bs->open_flags & BDRV_O_NOCACHE);
     info->cache->no_flush = !!(bs->open_flags & BDRV_O_NO_FLUSH);
     info->write_threshold = 0;
+    info->dirty_bitmaps = bdrv_query_dirty_bitmaps(bs);
     return info;
 }
 
@@ -180,6 +204,9 @@ BlockInfo *bdrv_query_drive_info(const char *id, BlockDriverState *bs,
     info->type = g_strdup("unknown");
     info->removable = false;
     info->locked = false;
+    while (bs && bs->implicit && bs->file) {
+        bs = bs->file->bs;      /* a job's own filter is not shown */
+    }
     if (bs) {
         info->inserted = bdrv_block_device_info(bs, false, errp);
         if (!info->inserted) {

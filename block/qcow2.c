@@ -907,6 +907,56 @@ static void qcow2_close(BlockDriverState *bs)
     qcow2_free_state(bs);
 }
 
+/* ---- Reopen (block/reopen.c drives these; the node is drained) */
+
+/* Becoming read-write: the open-time refusals and fixups, in a coroutine. */
+static int coroutine_fn qcow2_reopen_rw_entry(void *opaque)
+{
+    Qcow2OpenCo *oc = opaque;
+    BDRVQcow2State *s = oc->bs->opaque;
+
+    if (s->incompatible_features & QCOW2_INCOMPAT_CORRUPT) {
+        error_setg(oc->errp, "qcow2: Image is corrupt; cannot be opened "
+                   "read/write");
+        return -EACCES;
+    }
+    if (s->incompatible_features & QCOW2_INCOMPAT_EXTL2) {
+        error_setg(oc->errp, "Writing to images with extended L2 entries "
+                   "(subclusters) is not supported; open read-only");
+        return -ENOTSUP;
+    }
+    return open_rw_fixups(oc->bs, oc->errp);
+}
+
+/*
+ * .bdrv_reopen_prepare. To read-only: everything cached reaches the disk
+ * and the dirty bit is cleared, exactly as a clean close leaves the image.
+ * To read-write (the file below is writable already): refuse corrupt
+ * images and repair a dirty one as a read-write open does; the fixups
+ * need the node writable, so it is for their duration (it is drained).
+ * Nothing to commit or abort: the on-disk changes are valid in both modes.
+ */
+static int qcow2_reopen_prepare(BlockDriverState *bs, bool read_only,
+                                Error **errp)
+{
+    Qcow2OpenCo oc = { .bs = bs, .errp = errp };
+    int ret;
+
+    if (read_only) {
+        ret = qemu_coroutine_call_sync(qcow2_close_entry, bs);
+        if (ret < 0) {
+            error_setg_errno(errp, -ret, "Could not flush '%s' before "
+                             "reopening it read-only", bs->filename);
+        }
+    } else {
+        bs->read_only = false;
+        ret = qemu_coroutine_call_sync(qcow2_reopen_rw_entry, &oc);
+        bs->read_only = true;
+    }
+    trace_qcow2_reopen_prepare(bs, read_only, ret);
+    return ret;
+}
+
 /* ---- Image-level operations */
 
 static int coroutine_fn qcow2_co_truncate(BlockDriverState *bs, int64_t offset,
@@ -1368,6 +1418,7 @@ const BlockDriver bdrv_qcow2 = {
     .bdrv_probe = qcow2_probe,
     .bdrv_open = qcow2_open,
     .bdrv_close = qcow2_close,
+    .bdrv_reopen_prepare = qcow2_reopen_prepare,
     .bdrv_refresh_limits = qcow2_refresh_limits,
     .bdrv_co_preadv = qcow2_co_preadv,
     .bdrv_co_pwritev = qcow2_co_pwritev,

@@ -32,8 +32,9 @@
  * touched and stay valid.
  *
  * qblk inserts no copy-on-read filter node (QEMU 7.2 does, named by
- * filter-node-name): the request path's copy-on-read does its work. It
- * cannot reopen nodes either, so a read-only target is refused.
+ * filter-node-name): the request path's copy-on-read does its work. A
+ * read-only target (a backing image, say) is reopened read-write for the
+ * job and back to read-only in clean, however the job ends.
  */
 #include "qemu/osdep.h"
 #include "block/block_int.h"
@@ -89,6 +90,7 @@ typedef struct StreamJob {
     int ret;                    /* first error reported or ignored */
     bool failed;                /* a copy failed with action report */
     int64_t checkpoint_ns;      /* when the target was last flushed */
+    bool target_was_ro;         /* reopened read-write for the job */
 } StreamJob;
 
 /* One copy coroutine's work. */
@@ -487,6 +489,15 @@ static void stream_clean(Job *job)
     }
     g_free(s->backing_file);
     s->backing_file = NULL;
+    if (s->target_was_ro) {
+        Error *local_err = NULL;
+
+        if (bdrv_reopen_set_read_only(s->target, true, &local_err) < 0) {
+            warn_report("%s", error_get_pretty(local_err));
+            error_free(local_err);
+        }
+        s->target_was_ro = false;
+    }
 }
 
 static const BlockJobDriver stream_job_driver = {
@@ -666,13 +677,21 @@ static void stream_start(BlockStreamArgs *a, BlockDriverState *bs,
                                                : BLOCKDEV_ON_ERROR_REPORT;
     int64_t speed = a->has_speed ? a->speed : 0;
     const char *job_id = a->job_id ? a->job_id : stream_default_job_id(bs);
+    bool was_ro = bdrv_is_read_only(bs);
     StreamJob *s;
 
+    if (was_ro && bdrv_reopen_set_read_only(bs, false, errp) < 0) {
+        return;
+    }
     s = block_job_create(job_id, &stream_job_driver, bs, speed, on_error,
                          stream_job_flags(a), errp);
     if (!s) {
+        if (was_ro) {
+            bdrv_reopen_set_read_only(bs, true, NULL);
+        }
         return;
     }
+    s->target_was_ro = was_ro;
     for (BlockDriverState *n = bs; n != above_base;) {
         n = stream_chain_next(n);
         if (!block_job_add_bdrv(&s->common, n, errp)) {
@@ -713,12 +732,6 @@ void qmp_block_stream(BlockStreamArgs *a, Error **errp)
     if (!base && a->backing_file) {
         error_setg(errp, "backing file specified, but streaming the entire "
                    "chain");
-        return;
-    }
-    if (bdrv_is_read_only(bs)) {
-        error_setg(errp, "Cannot stream into read-only node '%s': qblk "
-                   "cannot reopen it read-write (open it with "
-                   "read-only=off)", bdrv_get_node_name(bs));
         return;
     }
     stream_start(a, bs, above_base, errp);

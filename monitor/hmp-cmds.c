@@ -14,6 +14,8 @@
 #include "qapi/qapi-commands.h"
 #include "qapi/qapi-visit.h"
 #include "qemu/job-progress.h"
+#include "block/commit.h"
+#include "sysemu/blockdev.h"
 
 /* Human-readable size with three significant digits ("64 MiB"). */
 static char *hmp_size_to_str(uint64_t val)
@@ -407,4 +409,66 @@ void hmp_info_block_jobs(Monitor *mon, const QDict *qdict)
                                   l->value->speed);
         monitor_printf(mon, "%s\n", line);
     }
+}
+
+/* ------------------------------------------------------------------ */
+/* commit (helper "commit", issue 6)                                   */
+
+/* The drives (id, top node) for commit, in creation order. */
+typedef struct HmpCommitDrives {
+    GPtrArray *ids;
+    GPtrArray *nodes;
+} HmpCommitDrives;
+
+static void hmp_commit_drive_cb(const char *id, BlockDriverState *bs,
+                                void *opaque)
+{
+    HmpCommitDrives *d = opaque;
+
+    g_ptr_array_add(d->ids, g_strdup(id));
+    g_ptr_array_add(d->nodes, bs);
+}
+
+/*
+ * commit device|all: QEMU's synchronous commit (no QMP equivalent, so
+ * the work is block/commit.c's commit_sync). A device is a drive id or
+ * a node name; "all" is every drive with a backing file, stopping at the
+ * first failure. QEMU's texts, without an "Error: " prefix.
+ */
+void hmp_commit(Monitor *mon, const QDict *qdict)
+{
+    const char *device = qdict_get_try_str(qdict, "device");
+    HmpCommitDrives d = {
+        g_ptr_array_new_with_free_func(g_free), g_ptr_array_new(),
+    };
+    BlockDriverState *bs = NULL;
+    int ret = 0;
+
+    blockdev_foreach_drive(hmp_commit_drive_cb, &d);
+    if (!strcmp(device, "all")) {
+        for (guint i = 0; i < d.nodes->len && ret == 0; i++) {
+            bs = d.nodes->pdata[i];
+            if (bdrv_backing_bs(bs)) {
+                ret = commit_sync(bs);
+            }
+        }
+    } else {
+        for (guint i = 0; i < d.ids->len && !bs; i++) {
+            if (!strcmp(d.ids->pdata[i], device)) {
+                bs = d.nodes->pdata[i];
+            }
+        }
+        bs = bs ? bs : blockdev_find_bs(device);
+        if (!bs) {
+            monitor_printf(mon, "Device '%s' not found\n", device);
+        } else {
+            ret = commit_sync(bs);
+        }
+    }
+    if (ret < 0) {
+        monitor_printf(mon, "'commit' error for '%s': %s\n", device,
+                       g_strerror(-ret));
+    }
+    g_ptr_array_free(d.ids, true);
+    g_ptr_array_free(d.nodes, true);
 }

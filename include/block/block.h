@@ -326,6 +326,17 @@ int bdrv_make_empty(BlockDriverState *bs, Error **errp);
  */
 int bdrv_change_backing_file(BlockDriverState *bs, const char *backing_file,
                              const char *backing_fmt, Error **errp);
+/*
+ * Switch bs between read-only and read-write, atomically: the protocol
+ * node below is reopened with the new mode first (e.g. the file opened
+ * O_RDWR), then the format driver adapts (qcow2: flush caches before
+ * becoming read-only, repair/mark dirty rules as on open); if any step
+ * fails everything is back as it was and errp says why ("Could not
+ * reopen 'FILE': Permission denied"). No-op when already in that mode.
+ * Callers drain bs around it.
+ */
+int bdrv_reopen_set_read_only(BlockDriverState *bs, bool read_only,
+                              Error **errp);
 /* Make new_backing the backing node of bs in the graph (no header change). */
 int bdrv_set_backing_hd(BlockDriverState *bs,
                         BlockDriverState *new_backing, Error **errp);

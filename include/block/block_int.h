@@ -158,6 +158,22 @@ struct BlockDriver {
     /* Names of the creation options, for help text ("size", ...). */
     const char *const *create_opts;
 
+    /*
+     * Switching between read-only and read-write (block/reopen.c).
+     * Optional: a node without them switches by its flags alone (raw
+     * format, filters); a protocol node without them cannot be reopened.
+     * prepare stages the switch and may fail (errp set, nothing changed);
+     * then exactly one of commit (make it so, cannot fail) or abort
+     * (forget the staged state) follows. Staged state lives in
+     * bs->opaque. The node is drained; prepare may do I/O on children:
+     * when becoming read-write its children are already read-write,
+     * when becoming read-only they still are read-write.
+     */
+    int (*bdrv_reopen_prepare)(BlockDriverState *bs, bool read_only,
+                               Error **errp);
+    void (*bdrv_reopen_commit)(BlockDriverState *bs);
+    void (*bdrv_reopen_abort)(BlockDriverState *bs);
+
     /* Request flags the driver implements natively. */
     BdrvRequestFlags supported_write_flags;
     BdrvRequestFlags supported_zero_flags;
@@ -197,6 +213,12 @@ struct BlockDriverState {
 
     /* Every child of this node (BdrvChild *), file and backing included. */
     GSList *children;
+    /*
+     * A filter a job inserted by itself (active commit's commit-top):
+     * users see through it (query-block reports the node below), as
+     * QEMU hides its implicit filter nodes.
+     */
+    bool implicit;
     /* The format was probed, not named by the user (raw warns on write). */
     bool probed;
 
@@ -216,6 +238,12 @@ struct BlockDriverState {
     int quiesce_counter;
     /* Op blockers: Error * reasons, newest first (bdrv_op_block_all). */
     GSList *op_blockers;
+    /*
+     * Dirty bitmaps of this node (BdrvDirtyBitmap *, creation order;
+     * block/dirty-bitmap.c). NULL when there are none: the request path
+     * tests only this before calling bdrv_set_dirty().
+     */
+    GSList *dirty_bitmaps;
 };
 
 /*

@@ -28,6 +28,11 @@ typedef struct BlockJobDriver {
     JobDriver job_driver;       /* first: a BlockJobDriver is a JobDriver */
     /* Optional: the speed changed (e.g. to re-split chunks). */
     void (*set_speed)(BlockJob *job, int64_t speed);
+    /*
+     * Optional: fill the driver's own members of a query-block-jobs
+     * entry (e.g. active commit's actively-synced).
+     */
+    void (*query)(BlockJob *job, BlockJobInfo *info);
 } BlockJobDriver;
 
 struct BlockJob {

@@ -128,12 +128,15 @@ def test_drive_busy_names_the_device(daemon):
     job_events(qmp, 'drive0')
 
 
-def test_read_only_target_refused(daemon):
-    """qblk cannot reopen a node read-write: a read-only target is
-    refused up front (QEMU would reopen it)."""
+def test_read_only_target_reopened(daemon):
+    """A read-only target is not refused: as QEMU does, the job reopens it
+    read-write and back to read-only when it ends (test_reopen.py covers
+    a backing node and a file that cannot be reopened)."""
     c = Chain(daemon.dir)
     d, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0,'
                             'readonly=on' % c.top])
-    e = qmp.err('block-stream', device='drive0')
-    assert e['class'] == E and 'read-only' in e['desc'], e
+    qmp.ok('block-stream', device='drive0')
+    seen, data = job_events(qmp, 'drive0')
+    assert 'BLOCK_JOB_COMPLETED' in seen and 'error' not in data, seen
+    assert qmp.ok('query-block')[0]['inserted']['ro'] is True
     assert qmp.ok('query-block-jobs') == []
