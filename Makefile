@@ -25,11 +25,13 @@ demo: all
 
 # bench/run.py (qblk-img/qblk-io, then bench/nbd.py), bench/stream.py
 # and bench/commit.py (block-stream, block-commit against
-# qemu-storage-daemon); QBLK_BENCH_SIZE=256M for quick job runs.
+# qemu-storage-daemon; QBLK_BENCH_SIZE=256M for quick job runs) and
+# bench/qmp.py (QMP round trips against qemu-storage-daemon).
 bench: all
 	@/usr/bin/python3 bench/run.py --build $(BUILD)
 	@/usr/bin/python3 bench/stream.py --build $(BUILD)
 	@/usr/bin/python3 bench/commit.py --build $(BUILD)
+	@/usr/bin/python3 bench/qmp.py --build $(BUILD)
 
 fuzz: deps
 	@sh scripts/build-fuzz.sh

@@ -54,20 +54,20 @@
 /* Largest copy request, while the guest is idle on the filter... */
 #define COMMIT_ACTIVE_CHUNK_MAX (1 * MiB)
 /* ...and while it has requests in flight there. */
-#define COMMIT_ACTIVE_CHUNK_BUSY (256 * KiB)
+#define COMMIT_ACTIVE_CHUNK_BUSY (1 * MiB)
 /* Smallest throttled chunk. */
 #define COMMIT_ACTIVE_CHUNK_MIN (64 * KiB)
 /* Copies in flight at once: guest idle / busy. */
 #define COMMIT_ACTIVE_IN_FLIGHT_IDLE 4
-#define COMMIT_ACTIVE_IN_FLIGHT_BUSY 1
+#define COMMIT_ACTIVE_IN_FLIGHT_BUSY 3
 /* Bytes asked per block-status call while marking the initial set. */
 #define COMMIT_ACTIVE_STATUS_MAX (1 * GiB)
 /* No new minimum of the work left for this long: switch modes. */
-#define COMMIT_ACTIVE_STALL_NS (2000 * 1000 * 1000LL)
+#define COMMIT_ACTIVE_STALL_NS (400 * 1000 * 1000LL)
 /* Or this many full passes over the bitmap, after at least ... */
 #define COMMIT_ACTIVE_STALL_PASSES 10
 /* ... this long. */
-#define COMMIT_ACTIVE_STALL_PASSES_NS (500 * 1000 * 1000LL)
+#define COMMIT_ACTIVE_STALL_PASSES_NS (250 * 1000 * 1000LL)
 /* Ready with nothing to copy: look again after this long (or a kick). */
 #define COMMIT_ACTIVE_IDLE_NS (100 * 1000 * 1000LL)
 /* After an ignored error: wait before retrying. */
@@ -111,6 +111,8 @@ struct CommitActiveJob {
     bool idle;                  /* co sleeps with nothing to copy */
 
     bool write_blocking;        /* guest writes go to both layers */
+
+    bool flushed_for_ready;     /* base flushed once before ready */
     bool should_complete;       /* job-complete was accepted */
     bool filter_inserted;       /* the users of top go through filter */
     bool in_drain;              /* we hold a drained section of filter */
@@ -694,6 +696,13 @@ static int coroutine_fn commit_active_co_final_sync(CommitActiveJob *s)
     bool is_read = false;
     int ret = 0;
 
+    /*
+     * Flush base while the guest still runs: the flush inside the
+     * drained section below then only has the last few writes to push,
+     * so the guest is held for milliseconds, not for a whole writeback.
+     * Its error, if any, is seen again by that second flush.
+     */
+    bdrv_co_flush(s->base);
     bdrv_drained_begin(s->filter);
     trace_commit_active_final_sync(s, bdrv_get_dirty_count(s->bitmap));
     while (bdrv_dirty_bitmap_next_dirty_area(s->bitmap, 0, s->len,
@@ -739,6 +748,16 @@ static bool coroutine_fn commit_active_co_clean(CommitActiveJob *s)
     commit_active_check_stall(s);
     if (bdrv_get_dirty_count(s->bitmap) > 0) {
         return false;
+    }
+    if (!job->ready && !s->flushed_for_ready) {
+        /*
+         * Flush base once before announcing ready, while the guest runs:
+         * the flush at completion (with the guest held) then has little
+         * left to write back. Errors show up again at that flush.
+         */
+        s->flushed_for_ready = true;
+        bdrv_co_flush(s->base);
+        return false;       /* look again: the guest may have written */
     }
     if (!job->ready) {
         job_progress_set_remaining(job, 0);

@@ -72,7 +72,9 @@ static int coroutine_fn commit_co_data(BdrvChild *top_child,
                                        BdrvChild *base_child, int64_t offset,
                                        int64_t n, bool *is_read)
 {
-    void *buf = qemu_try_blockalign(bdrv_child_bs(base_child), n);
+    BlockDriverState *base = bdrv_child_bs(base_child);
+    int64_t cap;
+    void *buf = bdrv_bounce_get(base, n, &cap);
     int ret;
 
     if (!buf) {
@@ -86,7 +88,7 @@ static int coroutine_fn commit_co_data(BdrvChild *top_child,
         ret = bdrv_co_pwrite(base_child, offset, n, buf, 0);
         *is_read = false;
     }
-    qemu_vfree(buf);
+    bdrv_bounce_put(base, buf, cap);
     return ret < 0 ? ret : 0;
 }
 

@@ -23,17 +23,19 @@
 /* Largest bounce buffer of one copy-on-read step. */
 #define BDRV_COR_BOUNCE_MAX (1 * MiB)
 
-/* ---- Bounce-buffer pool */
+/* ---- Bounce-buffer pool (also used by block jobs: commit) */
 
 /*
- * Copy-on-read bounce buffers are recycled through a small free list
- * (main loop thread only), up to BDRV_COR_POOL_BYTES in all: a fresh
- * buffer of this size is mmap()ed and page-faulted in anew each time,
- * which costs more than the copy itself. Nodes that need more than page
- * alignment, and buffers above BDRV_COR_BOUNCE_MAX, bypass the pool.
+ * Bounce buffers of copy-on-read and of the jobs' copy loops are recycled
+ * through a small free list (main loop thread only), up to
+ * BDRV_COR_POOL_BYTES in all: a fresh buffer of a megabyte or two is
+ * mmap()ed and page-faulted in anew each time, which costs more than the
+ * copy itself. Nodes that need more than page alignment, and buffers
+ * above BDRV_BOUNCE_POOLED_MAX, bypass the pool.
  */
+#define BDRV_BOUNCE_POOLED_MAX (2 * MiB)
 #define BDRV_COR_POOL_MAX 64
-#define BDRV_COR_POOL_BYTES (16 * MiB)
+#define BDRV_COR_POOL_BYTES (32 * MiB)
 #define BDRV_COR_POOL_ALIGN 4096
 
 typedef struct BdrvCorBuf {
@@ -48,13 +50,11 @@ static int64_t bdrv_cor_pool_bytes;
 /* True if a bounce buffer of size bytes for bs may come from the pool. */
 static bool bdrv_cor_pooled(BlockDriverState *bs, int64_t size)
 {
-    return size <= BDRV_COR_BOUNCE_MAX &&
+    return size <= BDRV_BOUNCE_POOLED_MAX &&
            bdrv_opt_mem_align(bs) <= BDRV_COR_POOL_ALIGN;
 }
 
-/* A buffer of at least size bytes; *cap gets its real size. */
-static void *bdrv_cor_bounce_get(BlockDriverState *bs, int64_t size,
-                                 int64_t *cap)
+void *bdrv_bounce_get(BlockDriverState *bs, int64_t size, int64_t *cap)
 {
     *cap = size;
     if (!bdrv_cor_pooled(bs, size)) {
@@ -73,7 +73,7 @@ static void *bdrv_cor_bounce_get(BlockDriverState *bs, int64_t size,
     return qemu_try_memalign(BDRV_COR_POOL_ALIGN, size);
 }
 
-static void bdrv_cor_bounce_put(BlockDriverState *bs, void *buf, int64_t cap)
+void bdrv_bounce_put(BlockDriverState *bs, void *buf, int64_t cap)
 {
     if (bdrv_cor_pooled(bs, cap) && bdrv_cor_pool_len < BDRV_COR_POOL_MAX &&
         bdrv_cor_pool_bytes + cap <= BDRV_COR_POOL_BYTES) {
@@ -169,7 +169,7 @@ static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
     int ret;
 
     *n = MIN(*n, MAX(QEMU_ALIGN_DOWN(BDRV_COR_BOUNCE_MAX, grain), grain));
-    bounce = bdrv_cor_bounce_get(bs, *n, &cap);
+    bounce = bdrv_bounce_get(bs, *n, &cap);
     if (!bounce) {
         return -ENOMEM;
     }
@@ -182,7 +182,7 @@ static int coroutine_fn bdrv_co_cor_fetch(BlockDriverState *bs, int64_t pos,
     if (ret == 0) {
         bdrv_cor_to_caller(pos, *n, bounce, offset, bytes, qiov);
     }
-    bdrv_cor_bounce_put(bs, bounce, cap);
+    bdrv_bounce_put(bs, bounce, cap);
     return ret;
 }
 

@@ -303,6 +303,14 @@ BlockDriverState *bdrv_new_open_driver(const BlockDriver *drv,
 /* Memory alignment for I/O buffers on bs (O_DIRECT needs it). */
 size_t bdrv_opt_mem_align(BlockDriverState *bs);
 void *qemu_try_blockalign(BlockDriverState *bs, size_t size);
+/*
+ * A bounce buffer of at least size bytes suitable for I/O on bs, from a
+ * small pool of recycled buffers when possible (block/io-copy-on-read.c);
+ * *cap gets its real size, to pass back to bdrv_bounce_put(). NULL when
+ * out of memory. Main loop thread only.
+ */
+void *bdrv_bounce_get(BlockDriverState *bs, int64_t size, int64_t *cap);
+void bdrv_bounce_put(BlockDriverState *bs, void *buf, int64_t cap);
 void *qemu_blockalign_bs(BlockDriverState *bs, size_t size);
 
 /* Recompute bs->bl from its children and driver. */

@@ -132,3 +132,27 @@ def test_hmp_commit_errors(daemon):
     qmp.event_wait('BLOCK_JOB_CANCELLED', 10)
     d.stop()
     assert (sha(top), sha(base)) == sums
+
+
+def test_hmp_info_block_jobs_commit_line(daemon):
+    """info block-jobs prints a commit job in QEMU's "Type commit" form
+    (not the "Streaming device" form), byte for byte; block_job_complete
+    pivots it and the list is empty again."""
+    top, base = make_pair(daemon.dir, 'c')
+    sock = daemon.path('nbd.sock')
+    d, qmp = serve(daemon, [(top, base)], sock)
+    assert qmp.hmp('info block-jobs') == 'No active jobs\r\n'
+    qmp.ok('block-commit', device='drive0', speed=1024)
+    line = qmp.hmp('info block-jobs')
+    job = qmp.ok('query-block-jobs')[0]
+    assert line == ('Type commit, device drive0: Completed %d of %d bytes, '
+                    'speed limit 1024 bytes/s\r\n'
+                    % (job['offset'], job['len'])), line
+    assert qmp.hmp('block_job_set_speed drive0 0') == ''
+    qmp.event_wait('BLOCK_JOB_READY')
+    assert qmp.hmp('block_job_complete drive0') == ''
+    qmp.event_wait('BLOCK_JOB_COMPLETED')
+    qmp.event_wait('JOB_STATUS_CHANGE', match={'status': 'null'})
+    assert qmp.hmp('info block-jobs') == 'No active jobs\r\n'
+    assert qmp.ok('query-block')[0]['inserted']['file'] == base
+    d.stop()
