@@ -34,7 +34,7 @@ static bool block_job_is_internal(BlockJob *job)
     return job->job.id == NULL;
 }
 
-/* ---- Device names in busy messages */
+/* ---- Device names (busy messages, default job ids) and flags */
 
 typedef struct DriveNameSearch {
     BlockDriverState *bs;
@@ -51,13 +51,32 @@ static void block_job_drive_name_cb(const char *id, BlockDriverState *bs,
     }
 }
 
-/* The drive whose top node is bs, or NULL (bdrv_set_device_name_fn hook). */
-static const char *block_job_device_name(BlockDriverState *bs)
+const char *block_job_default_id(BlockDriverState *bs, const char *fallback)
 {
     DriveNameSearch s = { .bs = bs };
 
     blockdev_foreach_drive(block_job_drive_name_cb, &s);
-    return s.name;
+    return s.name ? s.name : fallback;
+}
+
+/* The drive whose top node is bs, or NULL (bdrv_set_device_name_fn hook). */
+static const char *block_job_device_name(BlockDriverState *bs)
+{
+    return block_job_default_id(bs, NULL);
+}
+
+int block_job_flags(bool has_auto_finalize, bool auto_finalize,
+                    bool has_auto_dismiss, bool auto_dismiss)
+{
+    int flags = JOB_DEFAULT;
+
+    if (has_auto_finalize && !auto_finalize) {
+        flags |= JOB_MANUAL_FINALIZE;
+    }
+    if (has_auto_dismiss && !auto_dismiss) {
+        flags |= JOB_MANUAL_DISMISS;
+    }
+    return flags;
 }
 
 /* ---- Events (JobLayerHooks) */
@@ -160,6 +179,52 @@ void block_job_remove_all_bdrv(BlockJob *job)
 bool block_job_node_is_busy(BlockDriverState *bs, Error **errp)
 {
     return bdrv_op_is_blocked(bs, errp);
+}
+
+bool block_job_chain_is_busy(BlockDriverState *top, BlockDriverState *bottom,
+                             Error **errp)
+{
+    for (BlockDriverState *n = top; n; n = bdrv_chain_next(n)) {
+        if (block_job_node_is_busy(n, errp)) {
+            return true;
+        }
+        if (n == bottom) {
+            break;
+        }
+    }
+    return false;
+}
+
+int block_job_relink(BlockJob *job, BlockDriverState *overlay,
+                     BlockDriverState *base, const char *file,
+                     const char *fmt)
+{
+    Error *local_err = NULL;
+    int ret = bdrv_change_backing_file(overlay, file, fmt, &local_err);
+
+    if (ret >= 0) {
+        block_job_remove_all_bdrv(job);
+        ret = bdrv_set_backing_hd(overlay, base, &local_err);
+    }
+    if (ret < 0) {
+        trace_block_job_relink_error(job, error_get_pretty(local_err), ret);
+        error_free(local_err);
+    }
+    return ret;
+}
+
+bool block_job_add_chain(BlockJob *job, BlockDriverState *top,
+                         BlockDriverState *bottom, Error **errp)
+{
+    for (BlockDriverState *n = top; n; n = bdrv_chain_next(n)) {
+        if (!block_job_add_bdrv(job, n, errp)) {
+            return false;
+        }
+        if (n == bottom) {
+            break;
+        }
+    }
+    return true;
 }
 
 /*

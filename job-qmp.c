@@ -23,67 +23,66 @@ static Job *job_find(const char *id, Error **errp)
     return job;
 }
 
-void qmp_job_pause(const char *id, Error **errp)
+/* A job.c verb: applies to job, or fails with errp set. */
+typedef bool JobVerbFn(Job *job, Error **errp);
+
+/* Find the job called id and apply verb (named name in the trace). */
+static void job_qmp_apply(const char *id, const char *name, JobVerbFn *verb,
+                          Error **errp)
 {
     Job *job = job_find(id, errp);
 
     if (job) {
-        trace_qmp_job_verb(job, "pause");
-        job_user_pause(job, errp);
+        trace_qmp_job_verb(job, name);
+        verb(job, errp);
     }
+}
+
+/* job-cancel is always a forced cancel. */
+static bool job_qmp_cancel_forced(Job *job, Error **errp)
+{
+    return job_user_cancel(job, true, errp);
+}
+
+/* Finalizing may free the job: hold it until the verb returns. */
+static bool job_qmp_finalize_held(Job *job, Error **errp)
+{
+    bool ok;
+
+    job_ref(job);
+    ok = job_finalize(job, errp);
+    job_unref(job);
+    return ok;
+}
+
+void qmp_job_pause(const char *id, Error **errp)
+{
+    job_qmp_apply(id, "pause", job_user_pause, errp);
 }
 
 void qmp_job_resume(const char *id, Error **errp)
 {
-    Job *job = job_find(id, errp);
-
-    if (job) {
-        trace_qmp_job_verb(job, "resume");
-        job_user_resume(job, errp);
-    }
+    job_qmp_apply(id, "resume", job_user_resume, errp);
 }
 
 void qmp_job_cancel(const char *id, Error **errp)
 {
-    Job *job = job_find(id, errp);
-
-    if (job) {
-        trace_qmp_job_verb(job, "cancel");
-        job_user_cancel(job, true, errp);
-    }
+    job_qmp_apply(id, "cancel", job_qmp_cancel_forced, errp);
 }
 
 void qmp_job_complete(const char *id, Error **errp)
 {
-    Job *job = job_find(id, errp);
-
-    if (job) {
-        trace_qmp_job_verb(job, "complete");
-        job_complete(job, errp);
-    }
+    job_qmp_apply(id, "complete", job_complete, errp);
 }
 
 void qmp_job_finalize(const char *id, Error **errp)
 {
-    Job *job = job_find(id, errp);
-
-    if (job) {
-        trace_qmp_job_verb(job, "finalize");
-        /* Finalizing may free the job: hold it until the verb returns. */
-        job_ref(job);
-        job_finalize(job, errp);
-        job_unref(job);
-    }
+    job_qmp_apply(id, "finalize", job_qmp_finalize_held, errp);
 }
 
 void qmp_job_dismiss(const char *id, Error **errp)
 {
-    Job *job = job_find(id, errp);
-
-    if (job) {
-        trace_qmp_job_verb(job, "dismiss");
-        job_dismiss(job, errp);
-    }
+    job_qmp_apply(id, "dismiss", job_dismiss, errp);
 }
 
 /* One query-jobs entry. */

@@ -21,6 +21,7 @@
  * completion bottom half has run. Main loop thread only: no locks.
  */
 #include "qemu/osdep.h"
+#include "qemu/id.h"
 #include "qemu/job.h"
 #include "qemu/aio.h"
 #include "qapi/qapi-events.h"
@@ -62,20 +63,6 @@ static const bool job_verb_table[JobVerb__MAX][JobStatus__MAX] = {
 static void job_sleep_timer_cb(void *opaque);
 
 /* ---- Identity and lifetime */
-
-/* QEMU's id rule: a letter, then letters, digits, '-', '.', '_'. */
-static bool job_id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
 
 Job *job_get(const char *id)
 {
@@ -150,7 +137,7 @@ void *job_create(const char *job_id, const JobDriver *driver, int flags,
             error_setg(errp, "Cannot specify job ID for internal job");
             return NULL;
         }
-        if (!job_id_wellformed(job_id)) {
+        if (!id_wellformed(job_id)) {
             error_setg(errp, "Invalid job ID '%s'", job_id);
             return NULL;
         }

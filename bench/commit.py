@@ -39,26 +39,21 @@ for rates and IOPS, qsd/qblk for times and latencies); the aim for every
 timed row is 1.2. A daemon whose active commit is not ready within the
 timeout is recorded at the timeout (the row then shows '>').
 """
-import argparse
-import json
+import math
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
-from benchlib import make_random_qcow2, parse_size
-from nbd import Server, pairs_of, row
-from stream import QMP
+from benchlib import (QMPRun, Server, column, compare_or_raise,
+                      daemon_binaries, fresh_overlay, image_info,
+                      job_bench_argparser, make_random_qcow2,
+                      nbd_export_args, pairs_of, parse_size,
+                      qmp_monitor_args, row, scratch_dir, under_fio_load,
+                      unlink_if_exists)
 
 MiB = 1 << 20
 AIM = 1.2
-
-
-class TimedOut(Exception):
-    """An active commit did not become ready in time (value: seconds)."""
 
 
 def graph_args(base, mid, qmp_sock, top=None, nbd_sock=None):
@@ -67,7 +62,6 @@ def graph_args(base, mid, qmp_sock, top=None, nbd_sock=None):
     reopen them); the highest image is the active layer (writable,
     exported as 'd' when @nbd_sock is given)."""
     ro = ',read-only=on'
-    active = top or mid
     args = ['--blockdev', 'driver=file,filename=%s,node-name=base-file,'
             'auto-read-only=on' % base,
             '--blockdev', 'driver=qcow2,file=base-file,node-name=base%s' % ro,
@@ -81,14 +75,11 @@ def graph_args(base, mid, qmp_sock, top=None, nbd_sock=None):
                  '--blockdev', 'driver=qcow2,file=top-file,node-name=top,'
                  'backing=mid']
     if nbd_sock:
-        args += ['--nbd-server', 'addr.type=unix,addr.path=%s' % nbd_sock,
-                 '--export', 'type=nbd,id=e,node-name=%s,name=d,'
-                 'writable=on' % ('top' if active == top else 'mid')]
-    return args + ['--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off'
-                   % qmp_sock, '--monitor', 'chardev=qmp0']
+        args += nbd_export_args(nbd_sock, 'top' if top else 'mid', True)
+    return args + qmp_monitor_args(qmp_sock)
 
 
-class Run:
+class Run(QMPRun):
     """One daemon on the images: `with Run(...) as r:` gives r.qmp; on
     exit the daemon must exit 0 on SIGTERM."""
 
@@ -97,38 +88,18 @@ class Run:
         self.qmp_sock = os.path.join(d, 'qmp.sock')
         self.nbd_sock = os.path.join(d, 'nbd.sock') if nbd else None
         self.top = os.path.join(d, 'top.qcow2') if intermediate else None
-        for p in (self.top, self.qmp_sock):
-            if p and os.path.exists(p):
-                os.unlink(p)
+        unlink_if_exists(self.qmp_sock)
         if self.top:
-            subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b',
-                            mid, '-F', 'qcow2', self.top], check=True)
+            fresh_overlay(self.top, mid)
         os.sync()
         self.server = Server(binary, graph_args(base, mid, self.qmp_sock,
                                                 self.top, self.nbd_sock),
                              self.nbd_sock or self.qmp_sock, d)
 
-    def __enter__(self):
-        self.server.__enter__()
-        try:
-            self.qmp = QMP(self.qmp_sock)
-        except Exception:
-            self.server.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.qmp.close()
-        return self.server.__exit__(*exc)
-
     def wait(self, name, timeout=600):
         """Wait for event @name of the job; raise if the job ended
         otherwise or failed. Returns the monotonic time."""
-        ev = self.qmp.wait_event((name, 'BLOCK_JOB_COMPLETED',
-                                  'BLOCK_JOB_CANCELLED'), timeout)
-        if ev['event'] != name or 'error' in ev['data']:
-            raise RuntimeError('commit: waited for %s, got %r' % (name, ev))
-        return time.monotonic()
+        return self.qmp.wait_job(name, 'commit', timeout)
 
 
 def measure_intermediate(binary, imgs, d, size):
@@ -142,7 +113,8 @@ def measure_intermediate(binary, imgs, d, size):
 
 def active_commit(r, ready_timeout):
     """Commit the active layer mid into base and pivot: (seconds to
-    ready, seconds to complete); TimedOut if not ready in time."""
+    ready, seconds to complete); a commit not ready in time is cancelled
+    and counts as (the timeout, NaN)."""
     t0 = time.monotonic()
     r.qmp.cmd('block-commit', job_id='c', device='mid')
     try:
@@ -150,71 +122,25 @@ def active_commit(r, ready_timeout):
     except RuntimeError as e:
         if 'nothing within' not in str(e):
             raise
-        r.qmp.cmd('block-job-cancel', device='c', force=True)
-        r.qmp.wait_event(('BLOCK_JOB_CANCELLED', 'BLOCK_JOB_COMPLETED'))
-        raise TimedOut(time.monotonic() - t0)
+        r.qmp.cancel_job('c')
+        return (time.monotonic() - t0, math.nan)
     r.qmp.cmd('block-job-complete', device='c')
     return t1 - t0, r.wait('BLOCK_JOB_COMPLETED') - t1
 
 
 def measure_active(binary, imgs, d, ready_timeout):
     with Run(binary, imgs, d, nbd=True) as r:
-        try:
-            return active_commit(r, ready_timeout)
-        except TimedOut as e:
-            return (e.args[0], float('nan'))
-
-
-def fio_argv(nbd_sock, size, extra):
-    return ['fio', '--name=guest', '--ioengine=nbd',
-            '--uri=nbd+unix:///d?socket=%s' % nbd_sock, '--rw=randwrite',
-            '--bs=4k', '--iodepth=8', '--size=%d' % size, '--randrepeat=0',
-            '--output-format=json'] + extra
-
-
-def fio_stats(out):
-    """(IOPS, p99 completion latency in us) of fio's JSON output."""
-    text = out.decode(errors='replace')
-    wr = json.loads(text[text.index('{'):])['jobs'][0]['write']
-    if 'percentile' not in wr['clat_ns']:
-        raise RuntimeError('fio measured nothing (job shorter than the '
-                           'ramp time?)')
-    return wr['iops'], wr['clat_ns']['percentile'].get('99.000000', 0) / 1e3
+        return active_commit(r, ready_timeout)
 
 
 def measure_active_load(binary, imgs, d, size, ready_timeout):
     """Active commit while fio writes: (idle IOPS, idle p99, to ready,
     to complete, IOPS, p99)."""
     with Run(binary, imgs, d, nbd=True) as r:
-        idle = subprocess.run(fio_argv(r.nbd_sock, size,
-                                       ['--time_based', '--runtime=2']),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if idle.returncode != 0:
-            raise RuntimeError('fio: %s' % idle.stderr.decode()[-500:])
-        fio = subprocess.Popen(fio_argv(r.nbd_sock, size,
-                                        ['--time_based', '--runtime=3600',
-                                         '--ramp_time=1']),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            time.sleep(1.2)
-            try:
-                times = active_commit(r, ready_timeout)
-            except TimedOut as e:
-                times = (e.args[0], float('nan'))
-        finally:
-            fio.send_signal(signal.SIGINT)
-            out, err = fio.communicate(60)
-        if b'{' not in out:
-            raise RuntimeError('fio: %s' % err.decode()[-500:])
-        return fio_stats(idle.stdout) + times + fio_stats(out)
-
-
-def compare(a, b, what):
-    same = subprocess.run(['qemu-img', 'compare', '-U', a, b],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if same.returncode != 0:
-        raise RuntimeError('qblk %s: %s' % (what,
-                                            same.stdout.decode()[-500:]))
+        idle, times, load = under_fio_load(
+            r.nbd_sock, size, 'randwrite', 1.2,
+            lambda: active_commit(r, ready_timeout))
+        return idle + times + load
 
 
 def check_qblk(binary, imgs, d, size):
@@ -222,19 +148,19 @@ def check_qblk(binary, imgs, d, size):
     base, mid = imgs
     measure_intermediate(binary, imgs, d, size)
     top = os.path.join(d, 'top.qcow2')
-    info = json.loads(subprocess.run(
-        ['qemu-img', 'info', '--output=json', top], check=True,
-        stdout=subprocess.PIPE).stdout)
+    info = image_info(top)
     if info.get('full-backing-filename') != base:
         raise RuntimeError('qblk intermediate commit: top names %r'
                            % info.get('full-backing-filename'))
-    compare(top, mid, 'intermediate commit result differs from mid')
+    compare_or_raise(top, mid,
+                     'qblk intermediate commit result differs from mid')
     os.unlink(top)
     # make base differ from mid again, so the active commit has work
     subprocess.run(['qemu-io', '-f', 'qcow2', '-c', 'write -P 0x5a 0 1M',
                     base], check=True, stdout=subprocess.DEVNULL)
     measure_active(binary, imgs, d, 600)
-    compare(base, mid, 'active commit left base different from mid')
+    compare_or_raise(base, mid,
+                     'qblk active commit left base different from mid')
     for img in imgs:
         p = subprocess.run(['qemu-img', 'check', img], stdout=subprocess.PIPE,
                            stderr=subprocess.STDOUT)
@@ -272,8 +198,7 @@ def split_rows(r, names):
     late = any(v != v for x in runs for v in x)
     out = []
     for i, (name, higher, aim) in enumerate(names):
-        qsd = [x[i] for x in r['qsd']]
-        qblk = [x[i] for x in r['qblk']]
+        qsd, qblk = column(r['qsd'], i), column(r['qblk'], i)
         if any(v != v for v in qsd + qblk):
             out.append((name, None, None, None, aim, True))
             continue
@@ -333,18 +258,10 @@ def print_table(rows, pairs, size, timeout):
 
 def run(build, size, pairs, timeout, tmpdir=None):
     """Run the commit benchmark; 0 on success, 1 if anything failed."""
-    bins = {'qblk': os.path.join(os.path.abspath(build), 'qblk'),
-            'qsd': shutil.which('qemu-storage-daemon')}
-    for tool in ('qemu-img', 'qemu-io', 'fio'):
-        if not shutil.which(tool):
-            print('bench/commit: %s not installed, skipped' % tool)
-            return 1
-    if not bins['qsd'] or not os.access(bins['qblk'], os.X_OK):
-        print('bench/commit: qemu-storage-daemon or %s missing'
-              % bins['qblk'])
+    bins = daemon_binaries(build, 'commit', ('qemu-img', 'qemu-io', 'fio'))
+    if not bins:
         return 1
-    d = tempfile.mkdtemp(prefix='qblk-commit-bench-', dir=tmpdir)
-    try:
+    with scratch_dir('qblk-commit-bench-', tmpdir) as d:
         print('\ncreating two %d MiB random qcow2 images in %s for the '
               'commit benchmark ...' % (size >> 20, d), flush=True)
         base = make_random_qcow2(d, 'base', size)
@@ -360,22 +277,14 @@ def run(build, size, pairs, timeout, tmpdir=None):
         rows = (rows_intermediate(bins, imgs, d, size, pairs) +
                 rows_active(bins, imgs, d, pairs, timeout) +
                 rows_active_load(bins, imgs, d, size, pairs, timeout))
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
     return 1 if print_table(rows, pairs, size, timeout) else 0
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--build', default='build')
-    ap.add_argument('--size', default=os.environ.get('QBLK_BENCH_SIZE', '1G'),
-                    help='image size (default 1G, env QBLK_BENCH_SIZE)')
-    ap.add_argument('--pairs', type=int,
-                    default=int(os.environ.get('QBLK_BENCH_PAIRS', '3')))
+    ap = job_bench_argparser(__doc__, 'image size')
     ap.add_argument('--ready-timeout', type=float,
                     default=float(os.environ.get('QBLK_BENCH_READY_TIMEOUT',
                                                  '60')))
-    ap.add_argument('--dir', default=None, help='where to put the images')
     args = ap.parse_args()
     return run(args.build, parse_size(args.size), max(args.pairs, 1),
                args.ready_timeout, args.dir)

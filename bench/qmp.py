@@ -22,13 +22,12 @@ import json
 import os
 import shutil
 import socket
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
-READY_TIMEOUT = 10
+from benchlib import (Server, qmp_monitor_args, row, scratch_dir,
+                      unlink_if_exists)
 
 
 def make_chain(d):
@@ -44,8 +43,8 @@ def make_chain(d):
     return [os.path.join(d, n + '.qcow2') for n in ('base', 'mid', 'top')]
 
 
-def daemon_argv(binary, chain, sock):
-    args = [binary]
+def daemon_argv(chain, sock):
+    args = []
     backing = None
     for i, path in enumerate(chain):
         node = {'driver': 'qcow2', 'node-name': 'n%d' % i,
@@ -53,9 +52,7 @@ def daemon_argv(binary, chain, sock):
         node['backing'] = backing
         args += ['--blockdev', json.dumps(node)]
         backing = 'n%d' % i
-    return args + ['--chardev',
-                   'socket,id=m,path=%s,server=on,wait=off' % sock,
-                   '--monitor', 'chardev=m']
+    return args + qmp_monitor_args(sock)
 
 
 class Session:
@@ -89,36 +86,11 @@ class Session:
         self.s.close()
 
 
-def start(binary, chain, d):
-    sock = os.path.join(d, 'qmp.sock')
-    if os.path.exists(sock):
-        os.unlink(sock)
-    proc = subprocess.Popen(daemon_argv(binary, chain, sock),
-                            stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(d, 'stderr'), 'w'))
-    deadline = time.monotonic() + READY_TIMEOUT
-    while not os.path.exists(sock):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError('%s did not start: %s' % (
-                binary, open(os.path.join(d, 'stderr')).read()))
-        time.sleep(0.01)
-    return proc, sock
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def measure(binary, chain, d, count):
     """One run of every workload: {row name: value}."""
-    proc, sock = start(binary, chain, d)
-    try:
+    sock = os.path.join(d, 'qmp.sock')
+    unlink_if_exists(sock)
+    with Server(binary, daemon_argv(chain, sock), sock, d):
         t = time.perf_counter()
         for _ in range(50):
             Session(sock).close()
@@ -134,8 +106,6 @@ def measure(binary, chain, d, count):
             s.reply()
         pipe_rate = count / (time.perf_counter() - t)
         s.close()
-    finally:
-        stop(proc)
     return {'connect + negotiate (ms)': connect_ms,
             'query-named-block-nodes (req/s)': seq_rate,
             'pipelined query-version (req/s)': pipe_rate}
@@ -147,8 +117,7 @@ def run(build, pairs=3, count=2000, tmpdir=None):
     if not qsd:
         print('bench/qmp.py: qemu-storage-daemon not found, skipped')
         return 0
-    d = tempfile.mkdtemp(prefix='qblk-bench-qmp-', dir=tmpdir)
-    try:
+    with scratch_dir('qblk-bench-qmp-', tmpdir) as d:
         chain = make_chain(d)
         results = {'qsd': [], 'qblk': []}
         measure(qsd, chain, d, count // 4)               # warm-up
@@ -156,18 +125,12 @@ def run(build, pairs=3, count=2000, tmpdir=None):
         for _ in range(pairs):
             results['qsd'].append(measure(qsd, chain, d, count))
             results['qblk'].append(measure(qblk, chain, d, count))
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
     print('\n%-34s %12s %12s %10s' % ('QMP workload', 'qemu', 'qblk',
                                       'ratio'))
     for name in results['qsd'][0]:
-        q = [r[name] for r in results['qsd']]
-        b = [r[name] for r in results['qblk']]
-        lower_better = name.endswith('(ms)')
-        ratios = [(x / y) if lower_better else (y / x) for x, y in zip(q, b)]
-        print('%-34s %12.2f %12.2f %10.2f' % (name, statistics.median(q),
-                                               statistics.median(b),
-                                               statistics.median(ratios)))
+        print('%-34s %12.2f %12.2f %10.2f' % row(
+            name, [r[name] for r in results['qsd']],
+            [r[name] for r in results['qblk']], not name.endswith('(ms)')))
     print('%d pairs, qemu-storage-daemon and qblk alternating; ratio > 1 '
           'means qblk is better.' % pairs)
     return 0

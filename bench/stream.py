@@ -34,91 +34,18 @@ base, no backing file left), so a fast but wrong stream does not count.
 Each row shows the medians and the median of the per-pair ratios
 qblk/QEMU, and the issue's aim for that ratio.
 """
-import argparse
-import json
 import os
-import select
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
-from benchlib import make_random_qcow2, parse_size
-from nbd import Server
+from benchlib import (QMPRun, Server, compare_or_raise, daemon_binaries,
+                      fresh_overlay, group_rows, image_info,
+                      job_bench_argparser, make_random_qcow2, nbd_export_args,
+                      parse_size, qmp_monitor_args, scratch_dir,
+                      under_fio_load, unlink_if_exists)
 
 MiB = 1 << 20
 RATE_SPEED = 64 * MiB
-EVENT_TIMEOUT = 600
-
-
-class QMP:
-    """A minimal QMP client: greeting, negotiation, commands, events."""
-
-    def __init__(self, path):
-        deadline = time.monotonic() + 10
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.buf = b''
-        self.events = []
-        self.recv(10)
-        self.cmd('qmp_capabilities')
-
-    def recv(self, timeout):
-        """The next message as a dict; events are also queued."""
-        deadline = time.monotonic() + timeout
-        while b'\n' not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                raise RuntimeError('QMP: nothing within %d s' % timeout)
-            data = self.sock.recv(65536)
-            if not data:
-                raise RuntimeError('QMP connection closed')
-            self.buf += data
-        line, self.buf = self.buf.split(b'\n', 1)
-        msg = json.loads(line)
-        if 'event' in msg:
-            self.events.append(msg)
-        return msg
-
-    def cmd(self, name, **args):
-        """Run a command; return its 'return' value or raise."""
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = {k.replace('_', '-'): v
-                                for k, v in args.items()}
-        self.sock.sendall(json.dumps(msg).encode() + b'\n')
-        while True:
-            r = self.recv(60)
-            if 'event' in r:
-                continue
-            if 'error' in r:
-                raise RuntimeError('%s: %s' % (name, r['error']))
-            return r['return']
-
-    def wait_event(self, names, timeout=EVENT_TIMEOUT):
-        """The first queued or arriving event whose name is in @names."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for ev in self.events:
-                if ev['event'] in names:
-                    self.events.remove(ev)
-                    return ev
-            self.recv(max(deadline - time.monotonic(), 0.001))
-
-    def close(self):
-        self.sock.close()
 
 
 def daemon_args(base, top, qmp_sock, nbd_sock=None, direct=False):
@@ -132,17 +59,13 @@ def daemon_args(base, top, qmp_sock, nbd_sock=None, direct=False):
             '--blockdev', 'driver=file,filename=%s,node-name=top-file%s'
             % (top, cache),
             '--blockdev', 'driver=qcow2,file=top-file,node-name=top,'
-            'backing=base',
-            '--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off'
-            % qmp_sock, '--monitor', 'chardev=qmp0']
+            'backing=base'] + qmp_monitor_args(qmp_sock)
     if nbd_sock:
-        args += ['--nbd-server', 'addr.type=unix,addr.path=%s' % nbd_sock,
-                 '--export', 'type=nbd,id=e,node-name=top,name=d,'
-                 'writable=off']
+        args += nbd_export_args(nbd_sock, 'top', False)
     return args
 
 
-class Run:
+class Run(QMPRun):
     """One daemon on a fresh overlay of the base: `with Run(...) as r:`
     gives r.qmp (negotiated); on exit the daemon must exit 0 on
     SIGTERM."""
@@ -151,29 +74,13 @@ class Run:
         self.top = os.path.join(d, 'top.qcow2')
         self.qmp_sock = os.path.join(d, 'qmp.sock')
         self.nbd_sock = os.path.join(d, 'nbd.sock') if nbd else None
-        for p in (self.top, self.qmp_sock):
-            if os.path.exists(p):
-                os.unlink(p)
-        subprocess.run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base,
-                        '-F', 'qcow2', self.top], check=True)
+        unlink_if_exists(self.qmp_sock)
+        fresh_overlay(self.top, base)
         os.sync()
         ready = self.nbd_sock or self.qmp_sock
         self.server = Server(binary, daemon_args(base, self.top,
                                                  self.qmp_sock, self.nbd_sock,
                                                  direct), ready, d)
-
-    def __enter__(self):
-        self.server.__enter__()
-        try:
-            self.qmp = QMP(self.qmp_sock)
-        except Exception:
-            self.server.__exit__(None, None, None)
-            raise
-        return self
-
-    def __exit__(self, *exc):
-        self.qmp.close()
-        return self.server.__exit__(*exc)
 
     def stream(self, speed=0):
         """Start the stream; returns the monotonic start time."""
@@ -184,64 +91,27 @@ class Run:
 
     def wait_done(self):
         """Wait for the job's end; raise if it failed or was cancelled."""
-        ev = self.qmp.wait_event(('BLOCK_JOB_COMPLETED',
-                                  'BLOCK_JOB_CANCELLED'))
-        if ev['event'] != 'BLOCK_JOB_COMPLETED' or 'error' in ev['data']:
-            raise RuntimeError('stream failed: %r' % ev)
-        return time.monotonic()
+        return self.qmp.wait_job('BLOCK_JOB_COMPLETED', 'stream')
+
+    def timed_stream(self):
+        """Seconds from block-stream to BLOCK_JOB_COMPLETED."""
+        t0 = self.stream()
+        return self.wait_done() - t0
 
 
 def measure_stream(binary, base, d, direct):
     """Seconds from block-stream to BLOCK_JOB_COMPLETED."""
     with Run(binary, base, d, direct) as r:
-        t0 = r.stream()
-        return r.wait_done() - t0
-
-
-def fio_argv(nbd_sock, size, extra):
-    return ['fio', '--name=guest', '--ioengine=nbd',
-            '--uri=nbd+unix:///d?socket=%s' % nbd_sock, '--rw=randread',
-            '--bs=4k', '--iodepth=8', '--size=%d' % size, '--randrepeat=0',
-            '--output-format=json'] + extra
-
-
-def fio_stats(out):
-    """(IOPS, p99 completion latency in us) from fio's JSON output."""
-    text = out.decode(errors='replace')
-    rd = json.loads(text[text.index('{'):])['jobs'][0]['read']
-    return rd['iops'], rd['clat_ns']['percentile'].get('99.000000', 0) / 1e3
+        return r.timed_stream()
 
 
 def measure_load(binary, base, d, size):
     """Guest randread during an unlimited stream:
     (idle IOPS, idle p99, IOPS, p99, stream seconds)."""
     with Run(binary, base, d, nbd=True) as r:
-        idle = subprocess.run(fio_argv(r.nbd_sock, size,
-                                       ['--time_based', '--runtime=2']),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        if idle.returncode != 0:
-            raise RuntimeError('fio: %s' % idle.stderr.decode()[-500:])
-        fio = subprocess.Popen(fio_argv(r.nbd_sock, size,
-                                        ['--time_based', '--runtime=3600',
-                                         '--ramp_time=1']),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            time.sleep(1.0)
-            t0 = r.stream()
-            t1 = r.wait_done()
-        finally:
-            fio.send_signal(signal.SIGINT)
-            out, err = fio.communicate(60)
-        if b'{' not in out:
-            raise RuntimeError('fio: %s' % err.decode()[-500:])
-        return fio_stats(idle.stdout) + fio_stats(out) + (t1 - t0,)
-
-
-def job_offset(qmp):
-    jobs = qmp.cmd('query-block-jobs')
-    if not jobs:
-        raise RuntimeError('the job ended before the rate was measured')
-    return jobs[0]['offset']
+        idle, took, load = under_fio_load(r.nbd_sock, size, 'randread',
+                                          1.0, r.timed_stream)
+        return idle + load + (took,)
 
 
 def measure_rate(binary, base, d, size):
@@ -253,49 +123,31 @@ def measure_rate(binary, base, d, size):
     with Run(binary, base, d) as r:
         r.stream(RATE_SPEED)
         time.sleep(1.0)
-        o1, t1 = job_offset(r.qmp), time.monotonic()
+        o1, t1 = r.qmp.job_offset(), time.monotonic()
         time.sleep(window)
-        o2, t2 = job_offset(r.qmp), time.monotonic()
-        r.qmp.cmd('block-job-cancel', device='s', force=True)
-        r.qmp.wait_event(('BLOCK_JOB_CANCELLED', 'BLOCK_JOB_COMPLETED'))
+        o2, t2 = r.qmp.job_offset(), time.monotonic()
+        r.qmp.cancel_job('s')
     return (o2 - o1) / (t2 - t1) / RATE_SPEED
 
 
 def check_qblk_result(binary, base, d):
     """Stream once with qblk and let QEMU's tools judge the result."""
     with Run(binary, base, d) as r:
-        r.stream()
-        r.wait_done()
+        r.timed_stream()
     top = os.path.join(d, 'top.qcow2')
-    info = json.loads(subprocess.run(
-        ['qemu-img', 'info', '--output=json', top], check=True,
-        stdout=subprocess.PIPE).stdout)
+    info = image_info(top)
     if 'backing-filename' in info:
         raise RuntimeError('qblk left a backing file: %r' % info)
-    same = subprocess.run(['qemu-img', 'compare', '-f', 'qcow2', '-F',
-                           'qcow2', top, base],
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    if same.returncode != 0:
-        raise RuntimeError('qblk stream result differs from the base: %s'
-                           % same.stdout.decode()[-500:])
+    compare_or_raise(top, base, 'qblk stream result differs from the base',
+                     ('-f', 'qcow2', '-F', 'qcow2'))
 
 
-def alternate(measure, pairs):
-    """Warm up both, then alternate qsd/qblk @pairs times."""
-    res = {'qsd': [], 'qblk': []}
-    measure('qsd')
-    measure('qblk')
-    for _ in range(pairs):
-        for kind in ('qsd', 'qblk'):
-            res[kind].append(measure(kind))
-    return res
-
-
-def row(name, qsd_vals, qblk_vals, aim):
-    """(name, median qsd, median qblk, median qblk/qsd ratio, aim)."""
-    ratios = [b / a if a else 0.0 for a, b in zip(qsd_vals, qblk_vals)]
-    return (name, statistics.median(qsd_vals), statistics.median(qblk_vals),
-            statistics.median(ratios), aim)
+def aimed_rows(specs, measure, pairs, what):
+    """group_rows of the tuple results of @measure, ratio qblk/qsd, each
+    row followed by its aim; @specs: (name, aim) per tuple element."""
+    rows = group_rows([(name, True) for name, _ in specs], measure, pairs,
+                      what)
+    return [r + (aim,) for r, (_, aim) in zip(rows, specs)]
 
 
 def rows_stream(bins, base, d, size, pairs):
@@ -303,39 +155,27 @@ def rows_stream(bins, base, d, size, pairs):
     for direct, label, aim in ((False, 'default cache', '>= 2.0'),
                                (True, 'direct,aio=native', '>= 1.3')):
         name = 'stream %s (MiB/s)' % label
-        try:
-            r = alternate(lambda k: size / MiB / measure_stream(
-                bins[k], base, d, direct), pairs)
-            out.append(row(name, r['qsd'], r['qblk'], aim))
-        except RuntimeError as e:
-            sys.stderr.write('%s: %s\n' % (name, e))
-            out.append((name, None, None, None, aim))
+        out += aimed_rows([(name, aim)],
+                          lambda k: (size / MiB / measure_stream(
+                              bins[k], base, d, direct),), pairs, name)
     return out
 
 
 def rows_load(bins, base, d, size, pairs):
-    names = [('guest IOPS idle (info)', None),
+    specs = [('guest IOPS idle (info)', None),
              ('guest p99 us idle (info)', None),
              ('guest IOPS during stream', '>= 1.5'),
              ('guest p99 us during stream', '<= 0.5'),
              ('stream s under guest load', '<= 1.0')]
-    try:
-        r = alternate(lambda k: measure_load(bins[k], base, d, size), pairs)
-    except RuntimeError as e:
-        sys.stderr.write('guest load: %s\n' % e)
-        return [(n, None, None, None, aim) for n, aim in names]
-    return [row(n, [x[i] for x in r['qsd']], [x[i] for x in r['qblk']], aim)
-            for i, (n, aim) in enumerate(names)]
+    return aimed_rows(specs, lambda k: measure_load(bins[k], base, d, size),
+                      pairs, 'guest load')
 
 
 def rows_rate(bins, base, d, size, pairs):
     name = 'rate 64 MiB/s: measured/set'
-    try:
-        r = alternate(lambda k: measure_rate(bins[k], base, d, size), pairs)
-        return [row(name, r['qsd'], r['qblk'], 'qblk 0.95-1.05')]
-    except RuntimeError as e:
-        sys.stderr.write('%s: %s\n' % (name, e))
-        return [(name, None, None, None, 'qblk 0.95-1.05')]
+    return aimed_rows([(name, 'qblk 0.95-1.05')],
+                      lambda k: (measure_rate(bins[k], base, d, size),),
+                      pairs, name)
 
 
 def meets(ratio, qblk_val, aim):
@@ -370,18 +210,10 @@ def print_table(rows, pairs, size):
 
 def run(build, size, pairs, tmpdir=None):
     """Run the stream benchmark; 0 on success, 1 if anything failed."""
-    bins = {'qblk': os.path.join(os.path.abspath(build), 'qblk'),
-            'qsd': shutil.which('qemu-storage-daemon')}
-    for tool in ('qemu-img', 'fio'):
-        if not shutil.which(tool):
-            print('bench/stream: %s not installed, skipped' % tool)
-            return 1
-    if not bins['qsd'] or not os.access(bins['qblk'], os.X_OK):
-        print('bench/stream: qemu-storage-daemon or %s missing'
-              % bins['qblk'])
+    bins = daemon_binaries(build, 'stream', ('qemu-img', 'fio'))
+    if not bins:
         return 1
-    d = tempfile.mkdtemp(prefix='qblk-stream-bench-', dir=tmpdir)
-    try:
+    with scratch_dir('qblk-stream-bench-', tmpdir) as d:
         print('\ncreating %d MiB random qcow2 base in %s for the stream '
               'benchmark ...' % (size >> 20, d), flush=True)
         base = make_random_qcow2(d, 'base', size)
@@ -393,20 +225,11 @@ def run(build, size, pairs, tmpdir=None):
         rows = (rows_stream(bins, base, d, size, pairs) +
                 rows_load(bins, base, d, size, pairs) +
                 rows_rate(bins, base, d, size, pairs))
-    finally:
-        shutil.rmtree(d, ignore_errors=True)
     return 1 if print_table(rows, pairs, size) else 0
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--build', default='build')
-    ap.add_argument('--size', default=os.environ.get('QBLK_BENCH_SIZE', '1G'),
-                    help='base image size (default 1G, env QBLK_BENCH_SIZE)')
-    ap.add_argument('--pairs', type=int,
-                    default=int(os.environ.get('QBLK_BENCH_PAIRS', '3')))
-    ap.add_argument('--dir', default=None, help='where to put the images')
-    args = ap.parse_args()
+    args = job_bench_argparser(__doc__, 'base image size').parse_args()
     return run(args.build, parse_size(args.size), max(args.pairs, 1),
                args.dir)
 

@@ -1092,6 +1092,47 @@ int bdrv_chain_length(const BlockDriverState *bs)
     return n;
 }
 
+BlockDriverState *bdrv_chain_next(const BlockDriverState *bs)
+{
+    if (bs->backing) {
+        return bs->backing->bs;
+    }
+    if (bs->drv && bs->drv->is_filter && bs->file) {
+        return bs->file->bs;
+    }
+    return NULL;
+}
+
+bool bdrv_chain_contains(const BlockDriverState *bs,
+                         const BlockDriverState *node)
+{
+    for (; bs; bs = bdrv_chain_next(bs)) {
+        if (bs == node) {
+            return true;
+        }
+    }
+    return false;
+}
+
+BlockDriverState *bdrv_chain_bottom(BlockDriverState *bs)
+{
+    while (bdrv_chain_next(bs)) {
+        bs = bdrv_chain_next(bs);
+    }
+    return bs;
+}
+
+BlockDriverState *bdrv_chain_above(BlockDriverState *bs,
+                                   const BlockDriverState *node)
+{
+    for (; bs; bs = bdrv_chain_next(bs)) {
+        if (bdrv_chain_next(bs) == node) {
+            return bs;
+        }
+    }
+    return NULL;
+}
+
 /* True when a and b name the same existing file. */
 static bool bdrv_same_file(const char *a, const char *b)
 {
@@ -1209,6 +1250,32 @@ int64_t bdrv_getlength(BlockDriverState *bs)
         return len;
     }
     return bs->total_bytes;
+}
+
+int64_t bdrv_getlength_err(BlockDriverState *bs, Error **errp)
+{
+    int64_t len = bdrv_getlength(bs);
+
+    if (len < 0) {
+        error_setg_errno(errp, -len, "Could not get the length of '%s'",
+                         bs ? bdrv_get_node_name(bs) : "");
+    }
+    return len;
+}
+
+int coroutine_fn bdrv_co_grow(BdrvChild *child, int64_t len, Error **errp)
+{
+    BlockDriverState *bs = bdrv_child_bs(child);
+    int64_t old_len = bdrv_getlength_err(bs, errp);
+
+    if (old_len < 0) {
+        return old_len;
+    }
+    if (old_len >= len) {
+        return 0;
+    }
+    trace_bdrv_co_grow(bs, old_len, len);
+    return bdrv_co_truncate(child, len, false, PREALLOC_MODE_OFF, 0, errp);
 }
 
 /* The driver's answer, else the sum over the non-backing children. */

@@ -16,9 +16,11 @@
  * that a copy that read top before the write landed is always redone
  * (marking before the write could be cleared by a copy reading old data).
  * The dispatcher (run) picks dirty ranges, clears their bits and hands
- * each to a copy coroutine (commit_copy_range, through the filter's own
- * children so that a drained section never parks a copy half way); a
- * write racing a copy re-dirties the range.
+ * each to a copy coroutine of the shared copy engine (block/job-copy.c:
+ * in-flight limits, chunk sizes, rate limit), which runs
+ * commit_copy_range through the filter's own children (so that a drained
+ * section never parks a copy half way); a write racing a copy re-dirties
+ * the range.
  *
  * Ordering: copies and write-blocking guest writes register as ops in
  * arrival order and each waits for every older overlapping op, so base
@@ -47,6 +49,7 @@
 #include "block/blockjob.h"
 #include "block/commit.h"
 #include "block/dirty-bitmap.h"
+#include "block/job-copy.h"
 #include "qemu/aio.h"
 #include "sysemu/blockdev.h"
 #include "trace.h"
@@ -88,11 +91,6 @@ typedef struct CommitOp {
     CoQueue waiters;            /* newer overlapping ops */
 } CommitOp;
 
-typedef struct CommitRange {
-    int64_t offset;
-    int64_t bytes;
-} CommitRange;
-
 struct CommitActiveJob {
     BlockJob common;
     BlockDriverState *top;
@@ -102,13 +100,9 @@ struct CommitActiveJob {
 
     int64_t len;                /* top's length */
     int64_t cursor;             /* next offset the dispatcher looks at */
-    int64_t chunk_limit;        /* largest copy for the current speed */
+    BlockJobCopier copier;      /* copies of dirty ranges in flight */
     GQueue ops;                 /* CommitOp *, oldest first */
-    int in_flight;              /* copy coroutines */
-    int64_t bytes_in_flight;
-    Coroutine *co;              /* the dispatcher */
-    bool waiting;               /* co yielded until a copy ends */
-    bool idle;                  /* co sleeps with nothing to copy */
+    bool idle;                  /* run() sleeps with nothing to copy */
 
     bool write_blocking;        /* guest writes go to both layers */
 
@@ -179,7 +173,7 @@ static void commit_active_mark_dirty(CommitActiveJob *s, int64_t offset,
 /* Work left: dirty bytes plus bytes being copied. */
 static int64_t commit_active_pending(CommitActiveJob *s)
 {
-    return bdrv_get_dirty_count(s->bitmap) + s->bytes_in_flight;
+    return bdrv_get_dirty_count(s->bitmap) + s->copier.bytes_in_flight;
 }
 
 /* Publish the remaining work; offset == len only once ready. */
@@ -426,47 +420,32 @@ static const BlockDriver bdrv_commit_top = {
 
 /* ---- Copying */
 
-/* Largest copy for speed bytes/s: about half a 100 ms slice's quota. */
-static int64_t commit_active_chunk_for_speed(int64_t speed)
-{
-    if (speed <= 0) {
-        return COMMIT_ACTIVE_CHUNK_MAX;
-    }
-    return MIN(COMMIT_ACTIVE_CHUNK_MAX,
-               MAX(COMMIT_ACTIVE_CHUNK_MIN,
-                   QEMU_ALIGN_DOWN(speed / 20, COMMIT_ACTIVE_CHUNK_MIN)));
-}
+static const BlockJobCopyLimits commit_active_copy_limits = {
+    .chunk_max = COMMIT_ACTIVE_CHUNK_MAX,
+    .chunk_min = COMMIT_ACTIVE_CHUNK_MIN,
+    .chunk_busy = COMMIT_ACTIVE_CHUNK_BUSY,
+    .in_flight_idle = COMMIT_ACTIVE_IN_FLIGHT_IDLE,
+    .in_flight_busy = COMMIT_ACTIVE_IN_FLIGHT_BUSY,
+};
 
-/* .set_speed: chunks follow the new limit. */
-static void commit_active_set_speed(BlockJob *job, int64_t speed)
+static CommitActiveJob *commit_active_of(BlockJobCopier *c)
 {
-    CommitActiveJob *s = container_of(job, CommitActiveJob, common);
-
-    s->chunk_limit = commit_active_chunk_for_speed(speed);
+    return container_of(c, CommitActiveJob, copier);
 }
 
 /* Guest requests in flight on the filter. */
-static bool commit_active_guest_busy(CommitActiveJob *s)
+static bool commit_active_guest_busy(BlockJobCopier *c)
 {
+    CommitActiveJob *s = commit_active_of(c);
+
     return s->filter_inserted && s->filter->in_flight > 0;
 }
 
-/* Copies allowed in flight now: fewer while the guest is busy. */
-static int commit_active_in_flight_limit(CommitActiveJob *s)
-{
-    return commit_active_guest_busy(s) ? COMMIT_ACTIVE_IN_FLIGHT_BUSY
-                                       : COMMIT_ACTIVE_IN_FLIGHT_IDLE;
-}
-
-/* Size of the next copy: the speed's chunk, smaller for a busy guest. */
+/* Size of the next copy: the copier's, at least a bitmap grain. */
 static int64_t commit_active_chunk(CommitActiveJob *s)
 {
-    int64_t chunk = s->chunk_limit;
-
-    if (commit_active_guest_busy(s)) {
-        chunk = MIN(chunk, COMMIT_ACTIVE_CHUNK_BUSY);
-    }
-    return MAX(chunk, bdrv_dirty_bitmap_granularity(s->bitmap));
+    return MAX(block_job_copier_chunk(&s->copier),
+               bdrv_dirty_bitmap_granularity(s->bitmap));
 }
 
 /*
@@ -474,7 +453,7 @@ static int64_t commit_active_chunk(CommitActiveJob *s)
  * shared copy loop. 0 or -errno, *is_read telling which side failed.
  */
 static int coroutine_fn commit_active_co_copy_range(CommitActiveJob *s,
-                                                    const CommitRange *r,
+                                                    const BlockJobCopyRange *r,
                                                     bool *is_read)
 {
     CommitTopState *st = s->filter->opaque;
@@ -505,9 +484,11 @@ static int coroutine_fn commit_active_co_copy_range(CommitActiveJob *s,
  * after resume; ignore: retried after a short wait; report: the job
  * fails).
  */
-static void commit_active_copy_done(CommitActiveJob *s, const CommitRange *r,
-                                    int ret, bool is_read)
+static void commit_active_copy_done(BlockJobCopier *c,
+                                    const BlockJobCopyRange *r, int ret,
+                                    bool is_read)
 {
+    CommitActiveJob *s = commit_active_of(c);
     BlockErrorAction action;
 
     if (ret == 0) {
@@ -529,68 +510,33 @@ static void commit_active_copy_done(CommitActiveJob *s, const CommitRange *r,
     }
 }
 
-/* Wake the dispatcher if it waits for a copy to finish. */
-static void commit_active_wake(CommitActiveJob *s)
-{
-    if (s->waiting) {
-        s->waiting = false;
-        aio_co_wake(s->co);
-    }
-}
-
-/* One copy coroutine's work. */
-typedef struct CommitCopy {
-    CommitActiveJob *s;
-    CommitRange r;
-} CommitCopy;
-
 /* Body of a copy coroutine: one range, ordered against other ops. */
-static void coroutine_fn commit_active_co_copy(void *opaque)
+static int coroutine_fn commit_active_co_copy(BlockJobCopier *c,
+                                              const BlockJobCopyRange *r,
+                                              bool *is_read)
 {
-    CommitCopy *c = opaque;
-    CommitActiveJob *s = c->s;
+    CommitActiveJob *s = commit_active_of(c);
     CommitOp op;
-    bool is_read;
     int ret;
 
-    commit_co_op_begin(s, &op, c->r.offset, c->r.bytes);
-    trace_commit_active_co_copy(s, c->r.offset, c->r.bytes);
-    ret = commit_active_co_copy_range(s, &c->r, &is_read);
+    commit_co_op_begin(s, &op, r->offset, r->bytes);
+    trace_commit_active_co_copy(s, r->offset, r->bytes);
+    ret = commit_active_co_copy_range(s, r, is_read);
     commit_op_end(s, &op);
-    s->in_flight--;
-    s->bytes_in_flight -= c->r.bytes;
-    commit_active_copy_done(s, &c->r, ret, is_read);
-    g_free(c);
-    commit_active_wake(s);
+    return ret;
 }
 
-/* Start a copy coroutine on r; the dispatcher goes on meanwhile. */
-static void commit_active_start_copy(CommitActiveJob *s, const CommitRange *r)
-{
-    CommitCopy *c = g_new(CommitCopy, 1);
-
-    c->s = s;
-    c->r = *r;
-    s->in_flight++;
-    s->bytes_in_flight += r->bytes;
-    aio_co_wake(qemu_coroutine_create(commit_active_co_copy, c));
-}
-
-/* Wait (busy: this is I/O) until fewer than limit copies are in flight. */
-static void coroutine_fn commit_active_co_wait_copies(CommitActiveJob *s,
-                                                      int limit)
-{
-    while (s->in_flight >= limit && s->in_flight > 0) {
-        s->waiting = true;
-        qemu_coroutine_yield();
-    }
-}
+static const BlockJobCopyOps commit_active_copy_ops = {
+    .co_copy = commit_active_co_copy,
+    .done = commit_active_copy_done,
+    .guest_busy = commit_active_guest_busy,
+};
 
 /*
  * Take the next dirty range from the cursor on (wrapping once), clearing
  * its bits. False when the bitmap is clean.
  */
-static bool commit_active_pick(CommitActiveJob *s, CommitRange *r)
+static bool commit_active_pick(CommitActiveJob *s, BlockJobCopyRange *r)
 {
     int64_t max = commit_active_chunk(s);
 
@@ -609,18 +555,6 @@ static bool commit_active_pick(CommitActiveJob *s, CommitRange *r)
         s->cursor = 0;
     }
     return true;
-}
-
-/* Charge r to the rate limit and sleep as long as it says. */
-static void coroutine_fn commit_active_co_throttle(CommitActiveJob *s,
-                                                   int64_t bytes)
-{
-    int64_t delay = block_job_ratelimit_get_delay(&s->common, bytes);
-
-    if (delay > 0) {
-        trace_commit_active_throttle(s, bytes, delay);
-        job_sleep_ns(&s->common.job, delay);
-    }
 }
 
 /* ---- Phases */
@@ -652,25 +586,6 @@ static int coroutine_fn commit_active_co_mark_all(CommitActiveJob *s)
     return 0;
 }
 
-/* Grow base to top's size (never shrink it). */
-static int coroutine_fn commit_active_co_grow_base(CommitActiveJob *s,
-                                                   Error **errp)
-{
-    CommitTopState *st = s->filter->opaque;
-    int64_t base_len = bdrv_getlength(s->base);
-
-    if (base_len < 0) {
-        error_setg_errno(errp, -base_len, "Could not get the length of '%s'",
-                         bdrv_get_node_name(s->base));
-        return base_len;
-    }
-    if (base_len >= s->len) {
-        return 0;
-    }
-    return bdrv_co_truncate(st->base, s->len, false, PREALLOC_MODE_OFF, 0,
-                            errp);
-}
-
 /* A soft cancel of a ready job ends like a complete, without the pivot. */
 static bool commit_active_soft_cancelled(CommitActiveJob *s)
 {
@@ -692,7 +607,7 @@ static bool commit_active_should_end(CommitActiveJob *s)
  */
 static int coroutine_fn commit_active_co_final_sync(CommitActiveJob *s)
 {
-    CommitRange r;
+    BlockJobCopyRange r;
     bool is_read = false;
     int ret = 0;
 
@@ -724,7 +639,7 @@ static int coroutine_fn commit_active_co_final_sync(CommitActiveJob *s)
     trace_commit_active_final_sync_done(s, ret);
     if (ret < 0) {
         bdrv_drained_end(s->filter);
-        commit_active_copy_done(s, &r, ret, is_read);
+        commit_active_copy_done(&s->copier, &r, ret, is_read);
         return ret;
     }
     job_progress_set_remaining(&s->common.job, 0);
@@ -741,8 +656,8 @@ static bool coroutine_fn commit_active_co_clean(CommitActiveJob *s)
 {
     Job *job = &s->common.job;
 
-    if (s->in_flight > 0) {
-        commit_active_co_wait_copies(s, s->in_flight);
+    if (s->copier.in_flight > 0) {
+        block_job_copier_co_wait(&s->copier, s->copier.in_flight);
         return false;
     }
     commit_active_check_stall(s);
@@ -777,9 +692,9 @@ static bool coroutine_fn commit_active_co_clean(CommitActiveJob *s)
 /* One dispatch step: wait for room, pass drains, start a copy, throttle. */
 static void coroutine_fn commit_active_co_dispatch(CommitActiveJob *s)
 {
-    CommitRange r;
+    BlockJobCopyRange r;
 
-    commit_active_co_wait_copies(s, commit_active_in_flight_limit(s));
+    block_job_copier_co_wait(&s->copier, block_job_copier_limit(&s->copier));
     /* A drained section of top's subtree holds back new copies. */
     bdrv_co_wait_unquiesced(s->common.root);
     if (job_is_cancelled(&s->common.job) || s->failed) {
@@ -789,8 +704,8 @@ static void coroutine_fn commit_active_co_dispatch(CommitActiveJob *s)
     if (!commit_active_pick(s, &r)) {
         return;
     }
-    commit_active_start_copy(s, &r);
-    commit_active_co_throttle(s, r.bytes);
+    block_job_copier_start(&s->copier, &r);
+    block_job_copier_co_throttle(&s->copier, r.bytes);
 }
 
 /* The copy loop, through ready, until complete/cancel/failure. */
@@ -817,7 +732,7 @@ static int coroutine_fn commit_active_co_loop(CommitActiveJob *s)
         }
         commit_active_co_dispatch(s);
     }
-    commit_active_co_wait_copies(s, 1);
+    block_job_copier_co_wait(&s->copier, 1);
     return s->failed ? s->ret : 0;
 }
 
@@ -828,17 +743,16 @@ static int coroutine_fn commit_active_co_loop(CommitActiveJob *s)
 static int coroutine_fn commit_active_run(Job *job, Error **errp)
 {
     CommitActiveJob *s = container_of(job, CommitActiveJob, common.job);
+    CommitTopState *st = s->filter->opaque;
     int ret;
 
-    s->co = qemu_coroutine_self();
-    s->len = bdrv_getlength(s->top);
+    s->len = bdrv_getlength_err(s->top, errp);
     if (s->len < 0) {
-        error_setg_errno(errp, -s->len, "Could not get the length of '%s'",
-                         bdrv_get_node_name(s->top));
         return s->len;
     }
     trace_commit_active_run(s, s->top, s->base, s->len);
-    ret = commit_active_co_grow_base(s, errp);
+    /* Base grows to top's size (never shrinks), through the filter. */
+    ret = bdrv_co_grow(st->base, s->len, errp);
     if (ret < 0) {
         return ret;
     }
@@ -856,14 +770,6 @@ static int coroutine_fn commit_active_run(Job *job, Error **errp)
         ret = -ECANCELED;
     }
     return ret;
-}
-
-/* .pause: park only once no copy is in flight (nothing moves then). */
-static void coroutine_fn commit_active_pause(Job *job)
-{
-    CommitActiveJob *s = container_of(job, CommitActiveJob, common.job);
-
-    commit_active_co_wait_copies(s, 1);
 }
 
 /* .resume: time spent paused is no stall. */
@@ -1023,7 +929,7 @@ static const BlockJobDriver commit_active_job_driver = {
         .instance_size = sizeof(CommitActiveJob),
         .job_type = JOB_TYPE_COMMIT,
         .run = commit_active_run,
-        .pause = commit_active_pause,
+        .pause = block_job_copier_co_pause,
         .resume = commit_active_resume,
         .complete = commit_active_complete,
         .cancel = commit_active_cancel,
@@ -1031,36 +937,11 @@ static const BlockJobDriver commit_active_job_driver = {
         .abort = commit_active_abort,
         .clean = commit_active_clean,
     },
-    .set_speed = commit_active_set_speed,
+    .set_speed = block_job_copier_set_speed,
     .query = commit_active_query,
 };
 
 /* ---- Start */
-
-/* Search state of commit_active_default_id. */
-typedef struct CommitDriveName {
-    BlockDriverState *bs;
-    const char *id;
-} CommitDriveName;
-
-static void commit_active_drive_name_cb(const char *id, BlockDriverState *bs,
-                                        void *opaque)
-{
-    CommitDriveName *d = opaque;
-
-    if (bs == d->bs && !d->id) {
-        d->id = id;
-    }
-}
-
-/* The default job id: top's drive name, else its node name. */
-static const char *commit_active_default_id(BlockDriverState *top)
-{
-    CommitDriveName d = { .bs = top };
-
-    blockdev_foreach_drive(commit_active_drive_name_cb, &d);
-    return d.id ? d.id : bdrv_get_node_name(top);
-}
 
 /* The filter node over top, with its second child on base. */
 static BlockDriverState *commit_active_open_filter(BlockDriverState *top,
@@ -1087,16 +968,8 @@ static bool commit_active_hold_nodes(CommitActiveJob *s, Error **errp)
     if (!block_job_add_bdrv(&s->common, s->filter, errp)) {
         return false;
     }
-    for (BlockDriverState *n = bdrv_backing_bs(s->top); n;
-         n = bdrv_backing_bs(n)) {
-        if (!block_job_add_bdrv(&s->common, n, errp)) {
-            return false;
-        }
-        if (n == s->base) {
-            break;
-        }
-    }
-    return true;
+    return block_job_add_chain(&s->common, bdrv_chain_next(s->top), s->base,
+                               errp);
 }
 
 /*
@@ -1153,8 +1026,10 @@ bool commit_active_start(const char *job_id, BlockDriverState *top,
                          BlockDriverState *base, int64_t speed,
                          BlockdevOnError on_error, int flags, Error **errp)
 {
+    /* The default job id: top's drive name, else its node name. */
     g_autofree char *id = g_strdup(job_id ? job_id
-                                          : commit_active_default_id(top));
+                                          : block_job_default_id(top,
+                                              bdrv_get_node_name(top)));
     BlockDriverState *filter;
     CommitActiveJob *s;
 
@@ -1171,7 +1046,8 @@ bool commit_active_start(const char *job_id, BlockDriverState *top,
     s->top = top;
     s->base = base;
     s->filter = filter;
-    s->chunk_limit = commit_active_chunk_for_speed(speed);
+    block_job_copier_init(&s->copier, &s->common, &commit_active_copy_limits,
+                          &commit_active_copy_ops);
     g_queue_init(&s->ops);
     if (!commit_active_setup(s, errp)) {
         ((CommitTopState *)filter->opaque)->job = NULL;

@@ -11,9 +11,10 @@
  * zero writes (never unmapping: base's own backing may not read zero),
  * and ranges no layer above base decides are left alone.
  *
- * The intermediate job (state: CommitJob) works like the stream job: a
- * dispatcher walks top's length by block status, hands chunks to a few
- * copy coroutines, charges the rate limit per chunk, applies on-error
+ * The intermediate job (state: CommitJob) works like the stream job, on
+ * the same copy engine (block/job-copy.c): its dispatcher walks top's
+ * length by block status, hands chunks to a few copy coroutines,
+ * charges the rate limit per chunk, applies on-error
  * (a failed read of top is a 'read' error, a failed write of base a
  * 'write' error) and parks at pause points once no copy is in flight.
  * Guest I/O never writes top or the images below it (the chain above
@@ -38,6 +39,7 @@
 #include "block/block_int.h"
 #include "block/blockjob.h"
 #include "block/commit.h"
+#include "block/job-copy.h"
 #include "qemu/aio.h"
 #include "sysemu/blockdev.h"
 #include "qapi/qapi-commands.h"
@@ -148,52 +150,7 @@ out:
 }
 
 /* ------------------------------------------------------------------ */
-/* Chain helpers                                                       */
-
-/* The next node down: the backing node, or what a filter filters. */
-static BlockDriverState *commit_chain_next(BlockDriverState *bs)
-{
-    if (bs->backing) {
-        return bs->backing->bs;
-    }
-    if (bs->drv && bs->drv->is_filter && bs->file) {
-        return bs->file->bs;
-    }
-    return NULL;
-}
-
-/* True if node is bs or below it in bs's chain. */
-static bool commit_chain_contains(BlockDriverState *bs,
-                                  BlockDriverState *node)
-{
-    for (; bs; bs = commit_chain_next(bs)) {
-        if (bs == node) {
-            return true;
-        }
-    }
-    return false;
-}
-
-/* The lowest node of bs's chain (QEMU's bdrv_find_base). */
-static BlockDriverState *commit_chain_bottom(BlockDriverState *bs)
-{
-    while (commit_chain_next(bs)) {
-        bs = commit_chain_next(bs);
-    }
-    return bs;
-}
-
-/* The node directly above node in bs's chain, or NULL. */
-static BlockDriverState *commit_chain_above(BlockDriverState *bs,
-                                            BlockDriverState *node)
-{
-    for (; bs; bs = commit_chain_next(bs)) {
-        if (commit_chain_next(bs) == node) {
-            return bs;
-        }
-    }
-    return NULL;
-}
+/* Node modes and size                                                */
 
 /* Switch bs's mode inside a drained section. 0 or -errno with errp. */
 static int commit_reopen(BlockDriverState *bs, bool read_only, Error **errp)
@@ -221,33 +178,18 @@ static void commit_restore_ro(BlockDriverState *bs)
     }
 }
 
-/* Grow base to len if it is shorter (never shrink). 0 or -errno. */
-static int coroutine_fn commit_co_grow_base(BdrvChild *base_child,
-                                            int64_t len, Error **errp)
-{
-    BlockDriverState *base = bdrv_child_bs(base_child);
-    int64_t base_len = bdrv_getlength(base);
-
-    if (base_len < 0) {
-        error_setg_errno(errp, -base_len, "Could not get the length of '%s'",
-                         bdrv_get_node_name(base));
-        return base_len;
-    }
-    if (base_len >= len) {
-        return 0;
-    }
-    trace_commit_grow_base(base, base_len, len);
-    return bdrv_co_truncate(base_child, len, false, PREALLOC_MODE_OFF, 0,
-                            errp);
-}
-
 /* ------------------------------------------------------------------ */
 /* The intermediate commit job                                         */
 
-typedef struct CommitRange {
-    int64_t offset;
-    int64_t bytes;
-} CommitRange;
+/* Guests never write top..base: no busy mode, a fixed number of copies. */
+static const BlockJobCopyLimits commit_copy_limits = {
+    .chunk_max = COMMIT_CHUNK_MAX,
+    .chunk_min = COMMIT_CHUNK_MIN,
+    .chunk_busy = COMMIT_CHUNK_MAX,
+    .in_flight_idle = COMMIT_IN_FLIGHT,
+    .in_flight_busy = COMMIT_IN_FLIGHT,
+    .status_max = COMMIT_STATUS_MAX,
+};
 
 typedef struct CommitJob {
     BlockJob common;            /* common.root: reads through top */
@@ -258,80 +200,26 @@ typedef struct CommitJob {
     char *backing_file;         /* header string; NULL: base's file name */
     bool base_was_ro;           /* reopened read-write for the job */
     bool overlay_was_ro;
-
-    int64_t len;                /* top's length when the job started */
-    int64_t cursor;             /* next offset the dispatcher looks at */
-    int64_t chunk_limit;        /* largest chunk for the current speed */
-    GQueue retry;               /* CommitRange *: stopped, retried later */
-    int in_flight;              /* copy coroutines running */
-    Coroutine *co;              /* the dispatcher */
-    bool waiting;               /* co yielded until a copy finishes */
-    int ret;                    /* first error reported or ignored */
-    bool failed;                /* a copy failed with action report */
+    BlockJobCopier copier;      /* the walk over top */
 } CommitJob;
 
-typedef struct CommitCopy {
-    CommitJob *s;
-    CommitRange r;
-} CommitCopy;
-
-/* Largest chunk for speed bytes/s: about half a 100 ms slice. */
-static int64_t commit_chunk_for_speed(int64_t speed)
+static CommitJob *commit_of(BlockJobCopier *c)
 {
-    if (speed <= 0) {
-        return COMMIT_CHUNK_MAX;
-    }
-    return MIN(COMMIT_CHUNK_MAX,
-               MAX(COMMIT_CHUNK_MIN,
-                   QEMU_ALIGN_DOWN(speed / 20, COMMIT_CHUNK_MIN)));
-}
-
-/* .set_speed: re-split chunks so one stays within a slice's quota. */
-static void commit_set_speed(BlockJob *job, int64_t speed)
-{
-    CommitJob *s = container_of(job, CommitJob, common);
-
-    s->chunk_limit = commit_chunk_for_speed(speed);
+    return container_of(c, CommitJob, copier);
 }
 
 /*
- * Account a finished chunk: progress on success, else on-error (stop:
- * queue it for a retry after the resume; ignore: go on, end failed;
- * report: fail the job).
+ * Body of a copy coroutine: copy one chunk step by step. 0 or -errno;
+ * *is_read tells a failed read of top from a failed write of base.
  */
-static void commit_chunk_done(CommitJob *s, CommitRange *r, int ret,
-                              bool is_read)
+static int coroutine_fn commit_co_copy(BlockJobCopier *c,
+                                       const BlockJobCopyRange *r,
+                                       bool *is_read)
 {
-    BlockErrorAction action;
-
-    if (ret == 0) {
-        job_progress_update(&s->common.job, r->bytes);
-        return;
-    }
-    action = block_job_error_action(&s->common, ret, is_read);
-    trace_commit_chunk_error(s, r->offset, r->bytes, ret, action);
-    if (action == BLOCK_ERROR_ACTION_STOP) {
-        if (!job_is_cancelled(&s->common.job)) {
-            g_queue_push_tail(&s->retry, g_memdup2(r, sizeof(*r)));
-        }
-        return;
-    }
-    if (s->ret == 0) {
-        s->ret = ret;
-    }
-    if (action == BLOCK_ERROR_ACTION_REPORT) {
-        s->failed = true;
-    } else {
-        job_progress_update(&s->common.job, r->bytes);
-    }
-}
-
-/* Copy one chunk step by step. 0 or -errno, *is_read on failure. */
-static int coroutine_fn commit_co_copy_chunk(CommitJob *s, CommitRange *r,
-                                             bool *is_read)
-{
+    CommitJob *s = commit_of(c);
     int64_t off = r->offset, end = r->offset + r->bytes;
 
+    trace_commit_co_copy(s, r->offset, r->bytes);
     while (off < end) {
         int64_t n;
         int ret = commit_copy_range(s->common.root, s->base_child, s->base,
@@ -347,155 +235,30 @@ static int coroutine_fn commit_co_copy_chunk(CommitJob *s, CommitRange *r,
     return 0;
 }
 
-/* Wake the dispatcher if it waits for a copy to finish. */
-static void commit_wake(CommitJob *s)
-{
-    if (s->waiting) {
-        s->waiting = false;
-        aio_co_wake(s->co);
-    }
-}
-
-/* Body of a copy coroutine. */
-static void coroutine_fn commit_co_copy(void *opaque)
-{
-    CommitCopy *c = opaque;
-    CommitJob *s = c->s;
-    bool is_read = true;
-    int ret;
-
-    trace_commit_co_copy(s, c->r.offset, c->r.bytes);
-    ret = commit_co_copy_chunk(s, &c->r, &is_read);
-    commit_chunk_done(s, &c->r, ret, is_read);
-    g_free(c);
-    s->in_flight--;
-    commit_wake(s);
-}
-
-/* Start a copy coroutine on r; the dispatcher keeps running. */
-static void commit_start_copy(CommitJob *s, const CommitRange *r)
-{
-    CommitCopy *c = g_new(CommitCopy, 1);
-
-    c->s = s;
-    c->r = *r;
-    s->in_flight++;
-    aio_co_wake(qemu_coroutine_create(commit_co_copy, c));
-}
-
-/* Wait until fewer than limit copies are in flight. */
-static void coroutine_fn commit_co_wait_copies(CommitJob *s, int limit)
-{
-    while (s->in_flight >= limit && s->in_flight > 0) {
-        s->co = qemu_coroutine_self();
-        s->waiting = true;
-        qemu_coroutine_yield();
-    }
-}
-
 /*
- * The next chunk to copy from s->cursor on; skipped ranges only advance
- * the progress. 1 with *r set, 0 at the end, -errno when block status
- * fails (*r is then the range that could not be examined).
+ * Does [offset, offset + *n) need a copy? 1 where top..above-base
+ * allocates it or reads it as zeroes, 0 where base decides, or -errno.
  */
-static int coroutine_fn commit_co_next_range(CommitJob *s, CommitRange *r)
+static int coroutine_fn commit_co_needs_copy(BlockJobCopier *c,
+                                             int64_t offset, int64_t *n)
 {
-    while (s->cursor < s->len) {
-        int64_t n = 0;
-        int st = bdrv_co_block_status_above(s->top, s->base, s->cursor,
-                                            MIN(s->len - s->cursor,
-                                                COMMIT_STATUS_MAX),
-                                            &n, NULL, NULL, NULL);
+    CommitJob *s = commit_of(c);
+    int64_t bytes = *n;
+    int st;
 
-        if (st < 0 || n <= 0) {
-            r->offset = s->cursor;
-            r->bytes = MIN(s->len - s->cursor, s->chunk_limit);
-            s->cursor += r->bytes;
-            return st < 0 ? st : -EIO;
-        }
-        if (st & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO)) {
-            r->offset = s->cursor;
-            r->bytes = MIN(n, s->chunk_limit);
-            s->cursor += r->bytes;
-            return 1;
-        }
-        trace_commit_copy_skip(s->top, s->cursor, n);
-        job_progress_update(&s->common.job, n);
-        s->cursor += n;
+    *n = 0;
+    st = bdrv_co_block_status_above(s->top, s->base, offset, bytes, n, NULL,
+                                    NULL, NULL);
+    if (st < 0) {
+        return st;
     }
-    return 0;
+    return (st & (BDRV_BLOCK_ALLOCATED | BDRV_BLOCK_ZERO)) != 0;
 }
 
-/*
- * The next chunk: a retried one first, else a new one. 1 with *r set,
- * 0 when done, 2 when a status error went through on-error (look again
- * after a pause point).
- */
-static int coroutine_fn commit_co_pick(CommitJob *s, CommitRange *r)
-{
-    CommitRange *q = g_queue_pop_head(&s->retry);
-    int ret;
-
-    if (q) {
-        *r = *q;
-        g_free(q);
-        return 1;
-    }
-    ret = commit_co_next_range(s, r);
-    if (ret < 0) {
-        commit_chunk_done(s, r, ret, true);
-        return s->failed ? 0 : 2;
-    }
-    return ret;
-}
-
-/* Charge r to the rate limit and sleep as long as it says. */
-static void coroutine_fn commit_co_throttle(CommitJob *s, CommitRange *r)
-{
-    int64_t delay = block_job_ratelimit_get_delay(&s->common, r->bytes);
-
-    if (delay > 0) {
-        trace_commit_throttle(s, r->bytes, delay);
-        job_sleep_ns(&s->common.job, delay);
-    }
-}
-
-/* Copy every chunk that needs it, several at once. 0 or -errno. */
-static int coroutine_fn commit_co_copy_all(CommitJob *s)
-{
-    Job *job = &s->common.job;
-    CommitRange r;
-
-    for (;;) {
-        int ret;
-
-        job_pause_point(job);
-        if (job_is_cancelled(job) || s->failed) {
-            break;
-        }
-        ret = commit_co_pick(s, &r);
-        if (ret == 0) {
-            break;
-        }
-        if (ret == 2) {
-            continue;
-        }
-        commit_co_throttle(s, &r);
-        commit_co_wait_copies(s, COMMIT_IN_FLIGHT);
-        if (job_is_cancelled(job) || s->failed) {
-            /* r was never started: a stopped job would lose it. */
-            break;
-        }
-        commit_start_copy(s, &r);
-        if (!g_queue_is_empty(&s->retry) ||
-            s->cursor >= s->len) {
-            /* Let stopped copies settle (and queue their retries). */
-            commit_co_wait_copies(s, 1);
-        }
-    }
-    commit_co_wait_copies(s, 1);
-    return s->ret;
-}
+static const BlockJobCopyOps commit_copy_ops = {
+    .co_copy = commit_co_copy,
+    .co_needs_copy = commit_co_needs_copy,
+};
 
 /*
  * .run: grow base to top's length, then copy everything top..above-base
@@ -504,34 +267,20 @@ static int coroutine_fn commit_co_copy_all(CommitJob *s)
 static int coroutine_fn commit_run(Job *job, Error **errp)
 {
     CommitJob *s = container_of(job, CommitJob, common.job);
-    int64_t len = bdrv_getlength(s->top);
+    int64_t len = bdrv_getlength_err(s->top, errp);
     int ret;
 
-    s->co = qemu_coroutine_self();
     if (len < 0) {
-        error_setg_errno(errp, -len, "Could not get the length of '%s'",
-                         bdrv_get_node_name(s->top));
         return len;
     }
-    ret = commit_co_grow_base(s->base_child, len, errp);
+    ret = bdrv_co_grow(s->base_child, len, errp);
     if (ret < 0) {
         return ret;
     }
     trace_commit_run(s, s->top, s->base, len);
-    s->len = len;
-    job_progress_set_remaining(job, len);
-    ret = commit_co_copy_all(s);
+    ret = block_job_copier_co_walk(&s->copier, len);
     trace_commit_run_done(s, ret, job_is_cancelled(job));
-    if (ret == 0 && job_is_cancelled(job)) {
-        ret = -ECANCELED;
-    }
     return ret;
-}
-
-/* .pause: park only once no copy is in flight. */
-static void coroutine_fn commit_pause(Job *job)
-{
-    commit_co_wait_copies(container_of(job, CommitJob, common.job), 1);
 }
 
 /*
@@ -545,7 +294,6 @@ static int commit_prepare(Job *job)
     BlockDriverState *image = bdrv_skip_filters(s->base);
     const char *file = s->backing_file ? s->backing_file
                                        : bdrv_get_filename(image);
-    Error *err = NULL;
     int ret;
 
     ret = bdrv_flush(s->base);
@@ -554,31 +302,16 @@ static int commit_prepare(Job *job)
         return ret;
     }
     trace_commit_prepare(s, s->overlay, s->base, file);
-    ret = bdrv_change_backing_file(s->overlay, file,
-                                   bdrv_get_format_name(image), &err);
-    if (ret < 0) {
-        trace_commit_prepare_error(s, error_get_pretty(err), ret);
-        error_free(err);
-        return ret;
-    }
-    block_job_remove_all_bdrv(&s->common);
-    ret = bdrv_set_backing_hd(s->overlay, s->base, &err);
-    if (ret < 0) {
-        trace_commit_prepare_error(s, error_get_pretty(err), ret);
-        error_free(err);
-    }
-    return ret;
+    return block_job_relink(&s->common, s->overlay, s->base, file,
+                            bdrv_get_format_name(image));
 }
 
 /* Always: release base's handle, restore the modes, free the queue. */
 static void commit_clean(Job *job)
 {
     CommitJob *s = container_of(job, CommitJob, common.job);
-    CommitRange *r;
 
-    while ((r = g_queue_pop_head(&s->retry))) {
-        g_free(r);
-    }
+    block_job_copier_cleanup(&s->copier);
     bdrv_root_unref_child(s->base_child);
     s->base_child = NULL;
     if (s->base_was_ro) {
@@ -596,11 +329,11 @@ static const BlockJobDriver commit_job_driver = {
         .instance_size = sizeof(CommitJob),
         .job_type = JOB_TYPE_COMMIT,
         .run = commit_run,
-        .pause = commit_pause,
+        .pause = block_job_copier_co_pause,
         .prepare = commit_prepare,
         .clean = commit_clean,
     },
-    .set_speed = commit_set_speed,
+    .set_speed = block_job_copier_set_speed,
 };
 
 /* ------------------------------------------------------------------ */
@@ -656,7 +389,7 @@ static BlockDriverState *commit_find_top(BlockCommitArgs *a,
         if (!top) {
             return NULL;
         }
-        if (!commit_chain_contains(bs, top)) {
+        if (!bdrv_chain_contains(bs, top)) {
             error_setg(errp, "'%s' is not in this backing file chain",
                        a->top_node);
             return NULL;
@@ -684,7 +417,7 @@ static BlockDriverState *commit_find_base(BlockCommitArgs *a,
     }
     if (a->base_node) {
         base = blockdev_lookup_bs(NULL, a->base_node, errp);
-        if (base && !commit_chain_contains(top, base)) {
+        if (base && !bdrv_chain_contains(top, base)) {
             error_setg(errp, "'%s' is not in this backing file chain",
                        a->base_node);
             return NULL;
@@ -698,53 +431,11 @@ static BlockDriverState *commit_find_base(BlockCommitArgs *a,
         }
         return base;
     }
-    base = commit_chain_bottom(top);
+    base = bdrv_chain_bottom(top);
     if (!base) {
         error_setg(errp, "There is no backimg image");
     }
     return base;
-}
-
-/* Refuse when a node from top down to base (included) is held. */
-static bool commit_check_busy(BlockDriverState *top, BlockDriverState *base,
-                              Error **errp)
-{
-    BlockDriverState *stop = commit_chain_next(base);
-
-    for (BlockDriverState *n = top; n && n != stop;
-         n = commit_chain_next(n)) {
-        if (bdrv_op_is_blocked(n, errp)) {
-            return false;
-        }
-    }
-    return true;
-}
-
-typedef struct CommitDriveName {
-    BlockDriverState *bs;
-    const char *id;
-} CommitDriveName;
-
-static void commit_drive_name_cb(const char *id, BlockDriverState *bs,
-                                 void *opaque)
-{
-    CommitDriveName *d = opaque;
-
-    if (bs == d->bs && !d->id) {
-        d->id = id;
-    }
-}
-
-/*
- * QEMU's default job id: the drive name of the device node, else ""
- * (which job creation refuses: "Invalid job ID ''").
- */
-static const char *commit_default_job_id(BlockDriverState *bs)
-{
-    CommitDriveName d = { .bs = bs };
-
-    blockdev_foreach_drive(commit_drive_name_cb, &d);
-    return d.id ? d.id : "";
 }
 
 /*
@@ -765,17 +456,10 @@ static void commit_start(CommitPlan *p, BlockDriverState *overlay,
     s->top = p->top;
     s->base = p->base;
     s->overlay = overlay;
-    g_queue_init(&s->retry);
-    if (!block_job_add_bdrv(&s->common, p->bs, errp)) {
-        goto fail;
-    }
-    for (BlockDriverState *n = p->top; n != p->base;
-         n = commit_chain_next(n)) {
-        if (!block_job_add_bdrv(&s->common, n, errp)) {
-            goto fail;
-        }
-    }
-    if (!block_job_add_bdrv(&s->common, p->base, errp)) {
+    block_job_copier_init(&s->copier, &s->common, &commit_copy_limits,
+                          &commit_copy_ops);
+    if (!block_job_add_bdrv(&s->common, p->bs, errp) ||
+        !block_job_add_chain(&s->common, p->top, p->base, errp)) {
         goto fail;
     }
     s->base_was_ro = bdrv_is_read_only(p->base);
@@ -793,7 +477,6 @@ static void commit_start(CommitPlan *p, BlockDriverState *overlay,
         goto fail;
     }
     s->backing_file = g_strdup(backing_file);
-    s->chunk_limit = commit_chunk_for_speed(p->speed);
     trace_commit_start(s, p->top, p->base, overlay, p->speed);
     job_start(&s->common.job);
     return;
@@ -824,20 +507,6 @@ static void commit_start_active(CommitPlan *p, Error **errp)
     }
 }
 
-/* Job creation flags from auto-finalize / auto-dismiss. */
-static int commit_job_flags(BlockCommitArgs *a)
-{
-    int flags = JOB_DEFAULT;
-
-    if (a->has_auto_finalize && !a->auto_finalize) {
-        flags |= JOB_MANUAL_FINALIZE;
-    }
-    if (a->has_auto_dismiss && !a->auto_dismiss) {
-        flags |= JOB_MANUAL_DISMISS;
-    }
-    return flags;
-}
-
 /*
  * QEMU 7.2's checks in its order (each refusal changes nothing), then
  * the active job when top is the device's active layer, else the
@@ -846,7 +515,8 @@ static int commit_job_flags(BlockCommitArgs *a)
 void qmp_block_commit(BlockCommitArgs *a, Error **errp)
 {
     CommitPlan p = {
-        .flags = commit_job_flags(a),
+        .flags = block_job_flags(a->has_auto_finalize, a->auto_finalize,
+                                 a->has_auto_dismiss, a->auto_dismiss),
         .speed = a->has_speed ? a->speed : 0,
         .on_error = a->has_on_error ? a->on_error : BLOCKDEV_ON_ERROR_REPORT,
     };
@@ -861,14 +531,16 @@ void qmp_block_commit(BlockCommitArgs *a, Error **errp)
         return;
     }
     p.base = commit_find_base(a, p.top, errp);
-    if (!p.base || !commit_check_busy(p.top, p.base, errp)) {
+    /* Refuse when a node from top down to base (included) is held. */
+    if (!p.base || block_job_chain_is_busy(p.top, p.base, errp)) {
         return;
     }
     if (p.top == p.base) {
         error_setg(errp, "cannot commit an image into itself");
         return;
     }
-    p.job_id = a->job_id ? a->job_id : commit_default_job_id(p.bs);
+    /* QEMU's default job id: the device node's drive name, else "". */
+    p.job_id = a->job_id ? a->job_id : block_job_default_id(p.bs, "");
     if (bdrv_skip_filters(p.top) == bdrv_skip_filters(p.bs)) {
         if (a->backing_file) {
             error_setg(errp, "'backing-file' specified, but 'top' is the "
@@ -879,7 +551,7 @@ void qmp_block_commit(BlockCommitArgs *a, Error **errp)
         commit_start_active(&p, errp);
         return;
     }
-    overlay = commit_chain_above(p.bs, p.top);
+    overlay = bdrv_chain_above(p.bs, p.top);
     if (!overlay || bdrv_op_is_blocked(overlay, errp)) {
         if (!overlay) {
             error_setg(errp, "Could not find overlay image for %s:",
@@ -911,7 +583,7 @@ static int coroutine_fn commit_co_sync_body(void *opaque)
     if (len < 0) {
         return len;
     }
-    ret = commit_co_grow_base(c->base_child, len, &err);
+    ret = bdrv_co_grow(c->base_child, len, &err);
     if (ret < 0) {
         error_free(err);
         return ret;

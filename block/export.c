@@ -17,6 +17,7 @@
  * one with user_owned == false.
  */
 #include "qemu/osdep.h"
+#include "qemu/id.h"
 #include "qemu/aio.h"
 #include "qemu/coroutine.h"
 #include "qemu/keyval.h"
@@ -34,20 +35,6 @@ static const BlockExportDriver *const blk_exp_drivers[] = {
     [BLOCK_EXPORT_TYPE_NBD] = &blk_exp_nbd,
 };
 
-/* QEMU's id rule: a letter, then letters, digits, '-', '.', '_'. */
-static bool blk_exp_id_wellformed(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id + 1; *p; p++) {
-        if (!g_ascii_isalnum(*p) && !strchr("-._", *p)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Linear: exports are few, and lookups happen only on QMP commands. */
 BlockExport *blk_exp_find(const char *id)
 {
@@ -63,7 +50,7 @@ BlockExport *blk_exp_find(const char *id)
 /* Checks that need no node: id syntax, id in use, a known type. */
 static bool blk_exp_check_id(BlockExportOptions *opts, Error **errp)
 {
-    if (!blk_exp_id_wellformed(opts->id)) {
+    if (!id_wellformed(opts->id)) {
         error_setg(errp, "Invalid block export id");
         return false;
     }

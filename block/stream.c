@@ -3,11 +3,11 @@
  * to an optional base, into the node that uses it, then drop the
  * streamed-out images from the chain.
  *
- * State: one StreamJob per job. run() is the dispatcher: it walks the
- * target from offset 0 asking block status in large extents; ranges the
- * target already holds, and ranges no layer between the target's backing
- * node and the base allocates, cost no I/O and no rate-limit charge (they
- * only advance the progress). Every other range is handed in chunks to a
+ * State: one StreamJob per job, whose copy engine (block/job-copy.c)
+ * walks the target from offset 0; the callbacks here ask block status in
+ * large extents. Ranges the target already holds, and ranges no layer
+ * between the target's backing node and the base allocates, cost no I/O
+ * and no rate-limit charge (they only advance the progress). Every other range is handed in chunks to a
  * copy coroutine, which reads it through the job's root child with
  * BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH: the request path populates
  * the target under a serialising tracked request, so a guest write that
@@ -15,7 +15,7 @@
  * the target gained in between is not copied again. A few copies run at
  * once; while guests have requests in flight on the target only one does
  * (and smaller), so their latency stays low. Everything runs on the main
- * loop thread, so the counters below need no lock.
+ * loop thread, so the state below needs no lock.
  *
  * Zero ranges: streaming to a base changes the backing link at the end,
  * so a range that reads as zeroes because of an intermediate layer must
@@ -39,6 +39,7 @@
 #include "qemu/osdep.h"
 #include "block/block_int.h"
 #include "block/blockjob.h"
+#include "block/job-copy.h"
 #include "qemu/aio.h"
 #include "sysemu/blockdev.h"
 #include "qapi/qapi-commands.h"
@@ -63,10 +64,14 @@
 /* Bytes asked per block-status call (extents are as large as they come). */
 #define STREAM_STATUS_MAX (1 * GiB)
 
-typedef struct StreamRange {
-    int64_t offset;
-    int64_t bytes;
-} StreamRange;
+static const BlockJobCopyLimits stream_copy_limits = {
+    .chunk_max = STREAM_CHUNK_MAX,
+    .chunk_min = STREAM_CHUNK_MIN,
+    .chunk_busy = STREAM_CHUNK_BUSY,
+    .in_flight_idle = STREAM_IN_FLIGHT_IDLE,
+    .in_flight_busy = STREAM_IN_FLIGHT_BUSY,
+    .status_max = STREAM_STATUS_MAX,
+};
 
 typedef struct StreamJob {
     BlockJob common;
@@ -80,172 +85,40 @@ typedef struct StreamJob {
     char *backing_file;         /* header string; NULL: base's filename */
     bool to_base;               /* a base stays below (hide its data) */
 
-    int64_t len;                /* target length when the job started */
-    int64_t cursor;             /* next offset to look at */
-    int64_t chunk_limit;        /* largest copy for the current speed */
-    GQueue retry;               /* StreamRange *: failed under on-error stop */
-    int in_flight;              /* copy coroutines running */
-    Coroutine *co;              /* the dispatcher, while it waits for copies */
-    bool waiting;               /* co is yielded until in_flight drops */
-    int ret;                    /* first error reported or ignored */
-    bool failed;                /* a copy failed with action report */
+    BlockJobCopier copier;      /* the walk over the target */
     int64_t checkpoint_ns;      /* when the target was last flushed */
     bool target_was_ro;         /* reopened read-write for the job */
 } StreamJob;
 
-/* One copy coroutine's work. */
-typedef struct StreamCopy {
-    StreamJob *s;
-    StreamRange r;
-} StreamCopy;
-
 static const BlockJobDriver stream_job_driver;
 
-/*
- * The next node down the chain: the backing node, or for a filter node
- * (blkdebug, copy-on-read) the node it filters.
- */
-static BlockDriverState *stream_chain_next(BlockDriverState *bs)
+/* ---- What and how to copy (the copier's callbacks) */
+
+static StreamJob *stream_of(BlockJobCopier *c)
 {
-    if (bs->backing) {
-        return bs->backing->bs;
-    }
-    if (bs->drv && bs->drv->is_filter && bs->file) {
-        return bs->file->bs;
-    }
-    return NULL;
-}
-
-/* ---- Chunking and throttling */
-
-/* Largest copy for speed bytes/s: about half a 100 ms slice's quota. */
-static int64_t stream_chunk_for_speed(int64_t speed)
-{
-    if (speed <= 0) {
-        return STREAM_CHUNK_MAX;
-    }
-    return MIN(STREAM_CHUNK_MAX,
-               MAX(STREAM_CHUNK_MIN,
-                   QEMU_ALIGN_DOWN(speed / 20, STREAM_CHUNK_MIN)));
-}
-
-static void stream_set_speed(BlockJob *job, int64_t speed)
-{
-    StreamJob *s = container_of(job, StreamJob, common);
-
-    s->chunk_limit = stream_chunk_for_speed(speed);
+    return container_of(c, StreamJob, copier);
 }
 
 /* Guest (non-job) requests in flight on the target. */
-static bool stream_guest_busy(StreamJob *s)
+static bool stream_guest_busy(BlockJobCopier *c)
 {
-    return (int64_t)s->target->in_flight > s->in_flight;
-}
-
-/* Copies allowed in flight now. */
-static int stream_in_flight_limit(StreamJob *s)
-{
-    return stream_guest_busy(s) ? STREAM_IN_FLIGHT_BUSY
-                                : STREAM_IN_FLIGHT_IDLE;
-}
-
-/* Size of the next copy request. */
-static int64_t stream_chunk(StreamJob *s)
-{
-    int64_t chunk = s->chunk_limit;
-
-    if (stream_guest_busy(s)) {
-        chunk = MIN(chunk, STREAM_CHUNK_BUSY);
-    }
-    return chunk;
-}
-
-/* ---- Copy coroutines */
-
-/* Wake the dispatcher if it waits for a copy to finish. */
-static void stream_wake(StreamJob *s)
-{
-    if (s->waiting) {
-        s->waiting = false;
-        aio_co_wake(s->co);
-    }
-}
-
-/*
- * Account a finished copy: progress on success, else the on-error
- * policy (stop: the range is queued for retry after the resume; ignore:
- * the job goes on but ends failed; report: the job fails).
- */
-static void stream_copy_done(StreamJob *s, StreamRange *r, int ret)
-{
-    BlockErrorAction action;
-
-    if (ret == 0) {
-        job_progress_update(&s->common.job, r->bytes);
-        return;
-    }
-    action = block_job_error_action(&s->common, ret, true);
-    trace_stream_copy_error(s, r->offset, r->bytes, ret, action);
-    if (action == BLOCK_ERROR_ACTION_STOP) {
-        if (!job_is_cancelled(&s->common.job)) {
-            g_queue_push_tail(&s->retry, g_memdup2(r, sizeof(*r)));
-        }
-        return;
-    }
-    if (s->ret == 0) {
-        s->ret = ret;
-    }
-    if (action == BLOCK_ERROR_ACTION_REPORT) {
-        s->failed = true;
-    } else {
-        job_progress_update(&s->common.job, r->bytes);
-    }
+    return (int64_t)stream_of(c)->target->in_flight > c->in_flight;
 }
 
 /* Body of a copy coroutine: populate the target over one range. */
-static void coroutine_fn stream_co_copy(void *opaque)
+static int coroutine_fn stream_co_copy(BlockJobCopier *c,
+                                       const BlockJobCopyRange *r,
+                                       bool *is_read)
 {
-    StreamCopy *c = opaque;
-    StreamJob *s = c->s;
+    StreamJob *s = stream_of(c);
     BdrvRequestFlags flags = BDRV_REQ_COPY_ON_READ | BDRV_REQ_PREFETCH;
-    int ret;
 
     if (s->to_base) {
         flags |= BDRV_REQ_COR_HIDE_BACKING;
     }
-    trace_stream_co_copy(s, c->r.offset, c->r.bytes);
-    ret = bdrv_co_preadv(s->common.root, c->r.offset, c->r.bytes, NULL,
-                         flags);
-    stream_copy_done(s, &c->r, ret);
-    g_free(c);
-    s->in_flight--;
-    stream_wake(s);
+    trace_stream_co_copy(s, r->offset, r->bytes);
+    return bdrv_co_preadv(s->common.root, r->offset, r->bytes, NULL, flags);
 }
-
-/* Start a copy coroutine on r (the dispatcher keeps running). */
-static void stream_start_copy(StreamJob *s, const StreamRange *r)
-{
-    StreamCopy *c = g_new(StreamCopy, 1);
-    Coroutine *co;
-
-    c->s = s;
-    c->r = *r;
-    s->in_flight++;
-    co = qemu_coroutine_create(stream_co_copy, c);
-    aio_co_wake(co);
-}
-
-/* Wait (busy: this is I/O) until fewer than limit copies are in flight. */
-static void coroutine_fn stream_co_wait_copies(StreamJob *s, int limit)
-{
-    while (s->in_flight >= limit && s->in_flight > 0) {
-        s->co = qemu_coroutine_self();
-        s->waiting = true;
-        qemu_coroutine_yield();
-    }
-}
-
-/* ---- The dispatcher */
 
 /*
  * Is [offset, offset + *n) to be copied? 1 (copy the first *n bytes),
@@ -253,9 +126,10 @@ static void coroutine_fn stream_co_wait_copies(StreamJob *s, int limit)
  * what a layer from the target's backing node down to above_base
  * allocates (past the end of a shorter layer counts: it reads zeroes).
  */
-static int coroutine_fn stream_co_needs_copy(StreamJob *s, int64_t offset,
-                                             int64_t *n)
+static int coroutine_fn stream_co_needs_copy(BlockJobCopier *c,
+                                             int64_t offset, int64_t *n)
 {
+    StreamJob *s = stream_of(c);
     BlockDriverState *backing = bdrv_backing_bs(s->target);
     int64_t bytes = *n;
     int ret;
@@ -279,76 +153,13 @@ static int coroutine_fn stream_co_needs_copy(StreamJob *s, int64_t offset,
 }
 
 /*
- * Find the next range to copy from s->cursor on, advancing the progress
- * over skipped ranges. 1 with *r set, 0 at the end, -errno when block
- * status fails (*r then is the range that could not be examined).
+ * After each dispatched copy: flush the target when the last checkpoint
+ * is old enough. A failing flush is not an error of the stream: prepare
+ * flushes again and fails then if the target still cannot be flushed.
  */
-static int coroutine_fn stream_co_next_range(StreamJob *s, StreamRange *r)
+static void coroutine_fn stream_co_checkpoint(BlockJobCopier *c)
 {
-    while (s->cursor < s->len) {
-        int64_t n = MIN(s->len - s->cursor, STREAM_STATUS_MAX);
-        int ret = stream_co_needs_copy(s, s->cursor, &n);
-
-        if (ret < 0 || n <= 0) {
-            r->offset = s->cursor;
-            r->bytes = MIN(s->len - s->cursor, stream_chunk(s));
-            s->cursor += r->bytes;
-            return ret < 0 ? ret : -EIO;
-        }
-        if (ret == 1) {
-            r->offset = s->cursor;
-            r->bytes = MIN(n, stream_chunk(s));
-            s->cursor += r->bytes;
-            return 1;
-        }
-        trace_stream_skip(s, s->cursor, n);
-        job_progress_update(&s->common.job, n);
-        s->cursor += n;
-    }
-    return 0;
-}
-
-/*
- * The next range to copy: a retried one first, else a new one. 1 with
- * *r set, 0 when done; status errors go through the on-error policy
- * here (retry/skip/fail as for a failed copy) and the search goes on.
- */
-static int coroutine_fn stream_co_pick(StreamJob *s, StreamRange *r)
-{
-    StreamRange *q = g_queue_pop_head(&s->retry);
-    int ret;
-
-    if (q) {
-        *r = *q;
-        g_free(q);
-        return 1;
-    }
-    ret = stream_co_next_range(s, r);
-    if (ret < 0) {
-        stream_copy_done(s, r, ret);
-        return s->failed ? 0 : 2;   /* 2: look again after a pause point */
-    }
-    return ret;
-}
-
-/* Charge r to the rate limit and sleep as long as it says. */
-static void coroutine_fn stream_co_throttle(StreamJob *s, StreamRange *r)
-{
-    int64_t delay = block_job_ratelimit_get_delay(&s->common, r->bytes);
-
-    if (delay > 0) {
-        trace_stream_throttle(s, r->bytes, delay);
-        job_sleep_ns(&s->common.job, delay);
-    }
-}
-
-/*
- * Flush the target when the last checkpoint is old enough. A failing
- * flush is not an error of the stream: prepare flushes again and fails
- * then if the target still cannot be flushed.
- */
-static void coroutine_fn stream_co_checkpoint(StreamJob *s)
-{
+    StreamJob *s = stream_of(c);
     int64_t now = qemu_clock_get_ns();
     int ret;
 
@@ -360,59 +171,23 @@ static void coroutine_fn stream_co_checkpoint(StreamJob *s)
     s->checkpoint_ns = qemu_clock_get_ns();
 }
 
-/* Copy every range that needs it, several at once. 0 or -errno. */
-static int coroutine_fn stream_co_copy_all(StreamJob *s)
-{
-    Job *job = &s->common.job;
-    StreamRange r;
+/* Copy errors are reads of the chain (the default on-error accounting). */
+static const BlockJobCopyOps stream_copy_ops = {
+    .co_copy = stream_co_copy,
+    .guest_busy = stream_guest_busy,
+    .co_needs_copy = stream_co_needs_copy,
+    .co_dispatched = stream_co_checkpoint,
+};
 
-    for (;;) {
-        int ret;
-
-        job_pause_point(job);
-        if (job_is_cancelled(job) || s->failed) {
-            break;
-        }
-        ret = stream_co_pick(s, &r);
-        if (ret == 0) {
-            break;
-        }
-        if (ret == 2) {
-            continue;
-        }
-        stream_co_throttle(s, &r);
-        if (job_is_cancelled(job)) {
-            break;
-        }
-        stream_co_wait_copies(s, stream_in_flight_limit(s));
-        if (job_is_cancelled(job) || s->failed) {
-            break;
-        }
-        stream_start_copy(s, &r);
-        stream_co_checkpoint(s);
-        if (!g_queue_is_empty(&s->retry) && s->in_flight > 0) {
-            /* Retry only after the failing copies have settled. */
-            stream_co_wait_copies(s, 1);
-        }
-        if (s->cursor >= s->len && g_queue_is_empty(&s->retry)) {
-            /* Last dispatch: the stopped copies may still queue retries. */
-            stream_co_wait_copies(s, 1);
-        }
-    }
-    stream_co_wait_copies(s, 1);
-    return s->ret;
-}
+/* ---- Running */
 
 static int coroutine_fn stream_run(Job *job, Error **errp)
 {
     StreamJob *s = container_of(job, StreamJob, common.job);
-    int64_t len = bdrv_getlength(s->target);
+    int64_t len = bdrv_getlength_err(s->target, errp);
     int ret;
 
-    s->co = qemu_coroutine_self();
     if (len < 0) {
-        error_setg_errno(errp, -len, "Could not get the length of '%s'",
-                         bdrv_get_node_name(s->target));
         return len;
     }
     trace_stream_run(s, s->target, s->above_base, len);
@@ -420,23 +195,10 @@ static int coroutine_fn stream_run(Job *job, Error **errp)
         /* The base is the target's backing node: nothing to copy. */
         return 0;
     }
-    s->len = len;
     s->checkpoint_ns = qemu_clock_get_ns();
-    job_progress_set_remaining(job, len);
-    ret = stream_co_copy_all(s);
+    ret = block_job_copier_co_walk(&s->copier, len);
     trace_stream_run_done(s, ret, job_is_cancelled(job));
-    if (ret == 0 && job_is_cancelled(job)) {
-        ret = -ECANCELED;
-    }
     return ret;
-}
-
-/* .pause: park only once no copy is in flight (nothing moves then). */
-static void coroutine_fn stream_pause(Job *job)
-{
-    StreamJob *s = container_of(job, StreamJob, common.job);
-
-    stream_co_wait_copies(s, 1);
 }
 
 /* ---- Finalization */
@@ -449,9 +211,8 @@ static void coroutine_fn stream_pause(Job *job)
 static int stream_prepare(Job *job)
 {
     StreamJob *s = container_of(job, StreamJob, common.job);
-    BlockDriverState *base = stream_chain_next(s->above_base);
+    BlockDriverState *base = bdrv_chain_next(s->above_base);
     const char *file = NULL, *fmt = NULL;
-    Error *local_err = NULL;
     int ret;
 
     ret = bdrv_flush(s->target);
@@ -464,29 +225,14 @@ static int stream_prepare(Job *job)
         fmt = bdrv_get_format_name(base);
     }
     trace_stream_prepare(s, s->target, base, file ? file : "");
-    ret = bdrv_change_backing_file(s->target, file, fmt, &local_err);
-    if (ret < 0) {
-        trace_stream_prepare_error(s, error_get_pretty(local_err), ret);
-        error_free(local_err);
-        return ret;
-    }
-    block_job_remove_all_bdrv(&s->common);
-    ret = bdrv_set_backing_hd(s->target, base, &local_err);
-    if (ret < 0) {
-        trace_stream_prepare_error(s, error_get_pretty(local_err), ret);
-        error_free(local_err);
-    }
-    return ret;
+    return block_job_relink(&s->common, s->target, base, file, fmt);
 }
 
 static void stream_clean(Job *job)
 {
     StreamJob *s = container_of(job, StreamJob, common.job);
-    StreamRange *r;
 
-    while ((r = g_queue_pop_head(&s->retry))) {
-        g_free(r);
-    }
+    block_job_copier_cleanup(&s->copier);
     g_free(s->backing_file);
     s->backing_file = NULL;
     if (s->target_was_ro) {
@@ -505,11 +251,11 @@ static const BlockJobDriver stream_job_driver = {
         .instance_size = sizeof(StreamJob),
         .job_type = JOB_TYPE_STREAM,
         .run = stream_run,
-        .pause = stream_pause,
+        .pause = block_job_copier_co_pause,
         .prepare = stream_prepare,
         .clean = stream_clean,
     },
-    .set_speed = stream_set_speed,
+    .set_speed = block_job_copier_set_speed,
 };
 
 /* ---- block-stream */
@@ -535,18 +281,6 @@ static bool stream_check_exclusive(BlockStreamArgs *a, Error **errp)
     return true;
 }
 
-/* True if node is bs or below it in bs's backing chain. */
-static bool stream_chain_contains(BlockDriverState *bs,
-                                  BlockDriverState *node)
-{
-    for (; bs; bs = stream_chain_next(bs)) {
-        if (bs == node) {
-            return true;
-        }
-    }
-    return false;
-}
-
 /* Resolve base / base-node to the base node (NULL if none given). */
 static bool stream_find_base(BlockStreamArgs *a, BlockDriverState *bs,
                              BlockDriverState **base, Error **errp)
@@ -564,7 +298,7 @@ static bool stream_find_base(BlockStreamArgs *a, BlockDriverState *bs,
         if (!*base) {
             return false;
         }
-        if (*base == bs || !stream_chain_contains(bs, *base)) {
+        if (*base == bs || !bdrv_chain_contains(bs, *base)) {
             error_setg(errp, "Node '%s' is not a backing image of '%s'",
                        a->base_node, a->device);
             return false;
@@ -590,7 +324,7 @@ static bool stream_find_bottom(BlockStreamArgs *a, BlockDriverState *bs,
                    "'bottom'", a->bottom);
         return false;
     }
-    if (!stream_chain_contains(bs, *bottom)) {
+    if (!bdrv_chain_contains(bs, *bottom)) {
         error_setg(errp, "Node '%s' is not in a chain starting from '%s'",
                    a->bottom, a->device);
         return false;
@@ -605,70 +339,16 @@ static bool stream_find_bottom(BlockStreamArgs *a, BlockDriverState *bs,
 static BlockDriverState *stream_above_base(BlockDriverState *bs,
                                            BlockDriverState *base)
 {
-    while (stream_chain_next(bs) && stream_chain_next(bs) != base) {
-        bs = stream_chain_next(bs);
-    }
-    return bs;
-}
+    BlockDriverState *above = bdrv_chain_above(bs, base);
 
-/* Refuse when a node from bs down to above_base is held by a job. */
-static bool stream_check_busy(BlockDriverState *bs,
-                              BlockDriverState *above_base, Error **errp)
-{
-    for (;; bs = stream_chain_next(bs)) {
-        if (block_job_node_is_busy(bs, errp)) {
-            return false;
-        }
-        if (bs == above_base) {
-            return true;
-        }
-    }
-}
-
-typedef struct StreamDriveName {
-    BlockDriverState *bs;
-    const char *id;
-} StreamDriveName;
-
-static void stream_drive_name_cb(const char *id, BlockDriverState *bs,
-                                 void *opaque)
-{
-    StreamDriveName *d = opaque;
-
-    if (bs == d->bs && !d->id) {
-        d->id = id;
-    }
-}
-
-/*
- * The default job id, as QEMU: the name of the drive whose top node is bs,
- * else "" (which job creation refuses: "Invalid job ID ''").
- */
-static const char *stream_default_job_id(BlockDriverState *bs)
-{
-    StreamDriveName d = { .bs = bs };
-
-    blockdev_foreach_drive(stream_drive_name_cb, &d);
-    return d.id ? d.id : "";
-}
-
-/* Job creation flags from auto-finalize / auto-dismiss. */
-static int stream_job_flags(BlockStreamArgs *a)
-{
-    int flags = JOB_DEFAULT;
-
-    if (a->has_auto_finalize && !a->auto_finalize) {
-        flags |= JOB_MANUAL_FINALIZE;
-    }
-    if (a->has_auto_dismiss && !a->auto_dismiss) {
-        flags |= JOB_MANUAL_DISMISS;
-    }
-    return flags;
+    return above ? above : bdrv_chain_bottom(bs);
 }
 
 /*
  * Create and start the job on bs, blocking bs and the nodes down to
- * above_base (not the base: jobs below may use it).
+ * above_base (not the base: jobs below may use it). The default job id,
+ * as QEMU: the name of the drive whose top node is bs, else "" (which
+ * job creation refuses: "Invalid job ID ''").
  */
 static void stream_start(BlockStreamArgs *a, BlockDriverState *bs,
                          BlockDriverState *above_base, Error **errp)
@@ -676,7 +356,8 @@ static void stream_start(BlockStreamArgs *a, BlockDriverState *bs,
     BlockdevOnError on_error = a->has_on_error ? a->on_error
                                                : BLOCKDEV_ON_ERROR_REPORT;
     int64_t speed = a->has_speed ? a->speed : 0;
-    const char *job_id = a->job_id ? a->job_id : stream_default_job_id(bs);
+    const char *job_id = a->job_id ? a->job_id
+                                   : block_job_default_id(bs, "");
     bool was_ro = bdrv_is_read_only(bs);
     StreamJob *s;
 
@@ -684,7 +365,10 @@ static void stream_start(BlockStreamArgs *a, BlockDriverState *bs,
         return;
     }
     s = block_job_create(job_id, &stream_job_driver, bs, speed, on_error,
-                         stream_job_flags(a), errp);
+                         block_job_flags(a->has_auto_finalize,
+                                         a->auto_finalize,
+                                         a->has_auto_dismiss,
+                                         a->auto_dismiss), errp);
     if (!s) {
         if (was_ro) {
             bdrv_reopen_set_read_only(bs, true, NULL);
@@ -692,20 +376,17 @@ static void stream_start(BlockStreamArgs *a, BlockDriverState *bs,
         return;
     }
     s->target_was_ro = was_ro;
-    for (BlockDriverState *n = bs; n != above_base;) {
-        n = stream_chain_next(n);
-        if (!block_job_add_bdrv(&s->common, n, errp)) {
-            /* Checked just before: cannot happen on one thread. */
-            job_early_fail(&s->common.job);
-            return;
-        }
+    if (!block_job_add_chain(&s->common, bs, above_base, errp)) {
+        /* Checked just before: cannot happen on one thread. */
+        job_early_fail(&s->common.job);
+        return;
     }
     s->target = bs;
     s->above_base = above_base;
-    s->to_base = stream_chain_next(above_base) != NULL;
+    s->to_base = bdrv_chain_next(above_base) != NULL;
     s->backing_file = g_strdup(a->backing_file);
-    s->chunk_limit = stream_chunk_for_speed(speed);
-    g_queue_init(&s->retry);
+    block_job_copier_init(&s->copier, &s->common, &stream_copy_limits,
+                          &stream_copy_ops);
     trace_stream_start(s, bs, above_base, speed);
     job_start(&s->common.job);
 }
@@ -726,7 +407,8 @@ void qmp_block_stream(BlockStreamArgs *a, Error **errp)
         return;
     }
     above_base = bottom ? bottom : stream_above_base(bs, base);
-    if (!stream_check_busy(bs, above_base, errp)) {
+    /* Refuse when a node from bs down to above_base is held by a job. */
+    if (block_job_chain_is_busy(bs, above_base, errp)) {
         return;
     }
     if (!base && a->backing_file) {

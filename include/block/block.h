@@ -150,6 +150,23 @@ int bdrv_chain_length(const BlockDriverState *bs);
 /* Find a node named name (file name as opened or node name) in chain. */
 BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs,
                                           const char *name);
+/*
+ * Walking a chain through filters as well: the next node down from bs is
+ * its backing node, or for a filter node (blkdebug, copy-on-read, ...)
+ * the node it filters; NULL at the bottom.
+ */
+BlockDriverState *bdrv_chain_next(const BlockDriverState *bs);
+/* True if node is bs or below it in bs's chain. */
+bool bdrv_chain_contains(const BlockDriverState *bs,
+                         const BlockDriverState *node);
+/* The lowest node of bs's chain (bs itself without a next node). */
+BlockDriverState *bdrv_chain_bottom(BlockDriverState *bs);
+/*
+ * The node of bs's chain whose next node is node, or NULL if there is
+ * none (node NULL: the bottom of the chain).
+ */
+BlockDriverState *bdrv_chain_above(BlockDriverState *bs,
+                                   const BlockDriverState *node);
 
 bool bdrv_is_read_only(const BlockDriverState *bs);
 const char *bdrv_get_node_name(const BlockDriverState *bs);
@@ -174,6 +191,11 @@ char *bdrv_path_combine(const char *base_path, const char *filename);
 
 /* Guest-visible size in bytes, or -errno. */
 int64_t bdrv_getlength(BlockDriverState *bs);
+/*
+ * bdrv_getlength for control paths: -errno also sets errp ("Could not
+ * get the length of 'node'").
+ */
+int64_t bdrv_getlength_err(BlockDriverState *bs, Error **errp);
 /* Bytes the node occupies on the host (summing its file child), or -errno. */
 int64_t bdrv_get_allocated_file_size(BlockDriverState *bs);
 int bdrv_get_info(BlockDriverState *bs, BlockDriverInfo *bdi);
@@ -210,6 +232,11 @@ int coroutine_fn bdrv_co_pwrite_sync(BdrvChild *child, int64_t offset,
 int coroutine_fn bdrv_co_truncate(BdrvChild *child, int64_t offset,
                                   bool exact, PreallocMode prealloc,
                                   BdrvRequestFlags flags, Error **errp);
+/*
+ * Grow child's node to len bytes if it is shorter (never shrink; no
+ * preallocation). 0 or -errno with errp set.
+ */
+int coroutine_fn bdrv_co_grow(BdrvChild *child, int64_t len, Error **errp);
 
 /*
  * Allocation status of [offset, offset + bytes) of bs alone.

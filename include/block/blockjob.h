@@ -44,6 +44,7 @@ struct BlockJob {
     BlockDeviceIoStatus iostatus;
     GSList *nodes;              /* BlockDriverState * blocked by the job */
     Error *blocker;             /* "block device is in use by block job: T" */
+    struct BlockJobCopier *copier;  /* its copy engine (job-copy.h), if any */
 };
 
 /*
@@ -83,5 +84,32 @@ BlockErrorAction block_job_error_action(BlockJob *job, int error,
 BlockJob *block_job_get(const char *id);
 /* Is bs held by some job? errp gets QEMU's busy message. */
 bool block_job_node_is_busy(BlockDriverState *bs, Error **errp);
+/*
+ * Is a node from top down to bottom (included; bdrv_chain_next steps)
+ * held by some job? errp gets QEMU's busy message for the first one.
+ */
+bool block_job_chain_is_busy(BlockDriverState *top, BlockDriverState *bottom,
+                             Error **errp);
+/*
+ * The end of a job that drops part of a chain: overlay's header names
+ * file (format fmt; NULL: no backing file), then the job releases its
+ * nodes and overlay's backing link moves to base in the graph. 0 or
+ * -errno (traced); a failed header update changes nothing.
+ */
+int block_job_relink(BlockJob *job, BlockDriverState *overlay,
+                     BlockDriverState *base, const char *file,
+                     const char *fmt);
+/* block_job_add_bdrv for every node from top down to bottom (included). */
+bool block_job_add_chain(BlockJob *job, BlockDriverState *top,
+                         BlockDriverState *bottom, Error **errp);
+
+/*
+ * QEMU's default id for a job on bs: the name of the drive whose top
+ * node is bs, else fallback (may be NULL).
+ */
+const char *block_job_default_id(BlockDriverState *bs, const char *fallback);
+/* JOB_* creation flags from a command's auto-finalize / auto-dismiss. */
+int block_job_flags(bool has_auto_finalize, bool auto_finalize,
+                    bool has_auto_dismiss, bool auto_dismiss);
 
 #endif /* BLOCK_BLOCKJOB_H */

@@ -15,13 +15,11 @@ made by qemu-img convert), so a test can check with qemu-img compare
 that the base now reads what the committed image read, and that the top
 still reads the same. QEMU's tools judge everything.
 """
-import hashlib
 import json
 import os
-import subprocess
-import time
 
-from qmp_client import start_qblk_with_qmp
+from jobs_util import image_chain, qcow2_chain, qemu_io, run_job_ok, run_ok
+from qblk_testlib import sha256 as sha
 
 MiB = 1024 * 1024
 SIZE = 8 * MiB
@@ -46,43 +44,13 @@ TOP_VIEW = [
     (7 * MiB, 1 * MiB, 0x00),
 ]
 
-COMPLETED_SEQ = ['created', 'running', 'waiting', 'pending',
-                 'BLOCK_JOB_COMPLETED', 'concluded', 'null']
-CANCELLED_SEQ = ['created', 'running', 'aborting', 'BLOCK_JOB_CANCELLED',
-                 'concluded', 'null']
-
-
-def run_ok(cmd, cwd=None):
-    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, cwd=cwd, timeout=120)
-    assert p.returncode == 0, '%s -> %d\n%s%s' % (
-        ' '.join(map(str, cmd)), p.returncode, p.stdout.decode(),
-        p.stderr.decode())
-    return p.stdout.decode()
-
-
-def sha(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 class Chain:
     """The four images in directory d, and their views before commit."""
 
     def __init__(self, d):
         self.dir = d
-        self.path = {n: os.path.join(d, n + '.qcow2') for n in NAMES}
-        below = None
-        for n in NAMES:
-            cmd = ['qemu-img', 'create', '-q', '-f', 'qcow2']
-            if below:
-                cmd += ['-b', below + '.qcow2', '-F', 'qcow2']
-            run_ok(cmd + [n + '.qcow2', str(SIZE)], cwd=d)
-            args = ['qemu-io', '-f', 'qcow2']
-            for c in WRITES[n]:
-                args += ['-c', c]
-            run_ok(args + [self.path[n]])
-            below = n
+        self.path = dict(zip(NAMES, qcow2_chain(
+            d, SIZE, [(n, WRITES[n]) for n in NAMES], relative=True)))
         self.views = {}
         for n in NAMES:
             self.views[n] = os.path.join(d, n + '-view.raw')
@@ -158,61 +126,12 @@ def guest_read_cmds():
 def guest_read(c):
     """Read the whole guest view through the NBD export, checking every
     pattern (qemu-io fails on a mismatch)."""
-    args = ['qemu-io', '-f', 'raw']
-    for cmd in guest_read_cmds():
-        args += ['-c', cmd]
-    out = run_ok(args + [nbd_uri(c)])
-    assert 'Pattern verification failed' not in out, out
-
-
-def start(factory, args):
-    return start_qblk_with_qmp(factory, args)
-
-
-def job_events(qmp, job, timeout=30, until='null'):
-    """Wait until job reaches status until; return its events in order
-    ('created', ... for JOB_STATUS_CHANGE, else the event name) and the
-    data of the terminal BLOCK_JOB_* event (else of the first other)."""
-    deadline = time.monotonic() + timeout
-    seen, terminal = [], None
-    while True:
-        for ev in list(qmp.events):
-            data = ev.get('data', {})
-            if data.get('id') != job and data.get('device') != job:
-                continue
-            qmp.events.remove(ev)
-            if ev['event'] == 'JOB_STATUS_CHANGE':
-                seen.append(data['status'])
-                if data['status'] == until:
-                    return seen, terminal
-            else:
-                seen.append(ev['event'])
-                if ev['event'] == until:
-                    return seen, data
-                if ev['event'] in ('BLOCK_JOB_COMPLETED',
-                                   'BLOCK_JOB_CANCELLED') or not terminal:
-                    terminal = data
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError('job %s did not end: %r' % (job, seen))
-        qmp.recv(left)
+    qemu_io(nbd_uri(c), 'raw', *guest_read_cmds())
 
 
 def commit_ok(qmp, job, **args):
     """Run block-commit to completion; return the terminal event data."""
-    qmp.ok('block-commit', args={k.replace('_', '-'): v
-                                 for k, v in args.items()})
-    seq, data = job_events(qmp, job)
-    assert seq == COMPLETED_SEQ, seq
-    assert 'error' not in data, data
-    return data
-
-
-def query_job(qmp, job):
-    for j in qmp.ok('query-block-jobs'):
-        if j['device'] == job:
-            return j
-    return None
+    return run_job_ok(qmp, 'block-commit', job, **args)
 
 
 def node_chain(qmp, node='top'):
@@ -220,8 +139,4 @@ def node_chain(qmp, node='top'):
     nodes' backing_file_depth is not enough: follow 'backing-image')."""
     infos = {n['node-name']: n for n in
              qmp.ok('query-named-block-nodes')}
-    names, image = [], infos[node]['image']
-    while image:
-        names.append(image['filename'])
-        image = image.get('backing-image')
-    return names
+    return image_chain(infos[node]['image'])

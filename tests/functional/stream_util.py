@@ -12,37 +12,14 @@ Every test keeps the guest view before the stream (expect.raw, written
 by qemu-img convert) and checks the result against it with qemu-img
 compare; qemu-img info/map/check judge the images.
 """
-import hashlib
 import json
 import os
-import subprocess
-import time
 
-from qmp_client import start_qblk_with_qmp
+from jobs_util import qemu_io, run_ok
+from qblk_testlib import sha256 as sha
 
 MiB = 1024 * 1024
 SIZE = 8 * MiB
-
-
-def run_ok(cmd, cwd=None):
-    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, cwd=cwd, timeout=120)
-    assert p.returncode == 0, '%s -> %d\n%s%s' % (
-        ' '.join(map(str, cmd)), p.returncode, p.stdout.decode(),
-        p.stderr.decode())
-    return p.stdout.decode()
-
-
-def qemu_io(img, fmt, *cmds):
-    args = ['qemu-io', '-f', fmt]
-    for c in cmds:
-        args += ['-c', c]
-    run_ok(args + [img])
-
-
-def sha(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
 
 
 class Chain:
@@ -118,51 +95,3 @@ def chain_blockdev_args(c, ro_lower=True):
         '--blockdev', 'driver=qcow2,file=top-file,node-name=top,'
         'backing=mid',
     ]
-
-
-def start(factory, args):
-    """(daemon, qmp) for qblk (or qemu-storage-daemon) with args."""
-    return start_qblk_with_qmp(factory, args)
-
-
-def job_events(qmp, job, timeout=20, until='null'):
-    """Wait until job reaches status until; return its events in order,
-    as names ('created', ... for JOB_STATUS_CHANGE, the event name for
-    the others), and the data of the terminal BLOCK_JOB_* event (else of
-    the first other event, e.g. BLOCK_JOB_ERROR)."""
-    deadline = time.monotonic() + timeout
-    seen, terminal = [], None
-    while True:
-        for ev in list(qmp.events):
-            data = ev.get('data', {})
-            if data.get('id') != job and data.get('device') != job:
-                continue
-            qmp.events.remove(ev)
-            if ev['event'] == 'JOB_STATUS_CHANGE':
-                seen.append(data['status'])
-                if data['status'] == until:
-                    return seen, terminal
-            else:
-                seen.append(ev['event'])
-                if ev['event'] == until:
-                    return seen, data
-                if ev['event'] in ('BLOCK_JOB_COMPLETED',
-                                   'BLOCK_JOB_CANCELLED') or not terminal:
-                    terminal = data
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise TimeoutError('job %s did not end: %r' % (job, seen))
-        qmp.recv(left)
-
-
-def wait_status(qmp, job, status, timeout=10):
-    """Wait for JOB_STATUS_CHANGE job -> status; drop the events before."""
-    return qmp.event_wait('JOB_STATUS_CHANGE', timeout,
-                          match={'id': job, 'status': status})
-
-
-def query_job(qmp, job):
-    for j in qmp.ok('query-block-jobs'):
-        if j['device'] == job:
-            return j
-    return None

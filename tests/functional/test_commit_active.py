@@ -13,37 +13,18 @@ qemu-img compare (base against the guest's view), check, info
 """
 import json
 import os
-import subprocess
-import threading
 import time
 
-import pytest
-
-from nbd_client import NbdClient
-from qmp_client import start_qblk_with_qmp
+from jobs_util import (NbdWriter, drive_chain, env_fixture, query_job,
+                       qemu_io, run_ok)
 from qblk_testlib import MiB
+from qmp_client import start_qblk_with_qmp
 
 SIZE = 8 * MiB
 READY_SEQ = ['created', 'running', 'ready', 'BLOCK_JOB_READY']
 COMPLETE_SEQ = ['waiting', 'pending', 'BLOCK_JOB_COMPLETED', 'concluded',
                 'null']
 CANCEL_SEQ = ['aborting', 'BLOCK_JOB_CANCELLED', 'concluded', 'null']
-
-
-def run_ok(cmd, cwd=None):
-    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, cwd=cwd, timeout=120)
-    out = p.stdout.decode() + p.stderr.decode()
-    assert p.returncode == 0, '%s -> %d\n%s' % (' '.join(map(str, cmd)),
-                                                p.returncode, out)
-    return out
-
-
-def qemu_io(target, fmt, *cmds):
-    out = run_ok(['qemu-io', '-f', fmt] +
-                 [a for c in cmds for a in ('-c', c)] + [target])
-    assert 'failed' not in out and 'Pattern verification' not in out, out
-    return out
 
 
 class Env:
@@ -114,12 +95,7 @@ class Env:
                 view])
 
     def drive_chain(self):
-        image = self.qmp.ok('query-block')[0]['inserted']['image']
-        out = []
-        while image:
-            out.append(image['filename'])
-            image = image.get('backing-image')
-        return out
+        return drive_chain(self.qmp)
 
     def events(self, job, until, timeout=30):
         """Events of job (JOB_STATUS_CHANGE as the status) until the
@@ -144,10 +120,7 @@ class Env:
             self.qmp.recv(left)
 
     def job(self, job='drive0'):
-        for j in self.qmp.ok('query-block-jobs'):
-            if j['device'] == job:
-                return j
-        return None
+        return query_job(self.qmp, job)
 
     def commit_until_ready(self, job='drive0', **args):
         args.setdefault('device', 'drive0')
@@ -168,11 +141,7 @@ class Env:
         self.daemon.stop()
 
 
-@pytest.fixture
-def env(daemon):
-    e = Env(daemon)
-    yield e
-    e.qmp.close()
+env = env_fixture(lambda daemon, qemu_img: Env(daemon))
 
 
 def allocated_in(img, offset):
@@ -230,51 +199,9 @@ def test_commit_active_three_images(daemon):
     assert e.backing_chain(e.top) == e.headers
 
 
-class Writer(threading.Thread):
-    """Writes 64 KiB chunks over NBD in a loop (offsets from [lo, hi),
-    cycling) until stopped; .last maps each chunk to its last byte."""
-
-    def __init__(self, sock, lo=4 * MiB, hi=6 * MiB, pause=0.0):
-        super().__init__(daemon=True)
-        self.client = NbdClient.unix(sock)
-        self.client.connect('drive0')
-        self.lo, self.hi, self.pause = lo, hi, pause
-        self.last = {}
-        self.stopping = threading.Event()
-        self.count = 0
-        self.error = None
-
-    def run(self):
-        off, val = self.lo, 1
-        try:
-            while not self.stopping.is_set():
-                self.client.write(off, bytes([val]) * 65536)
-                self.last[off] = val
-                self.count += 1
-                off += 65536
-                if off >= self.hi:
-                    off = self.lo
-                    val = val % 250 + 1
-                if self.pause:
-                    time.sleep(self.pause)
-            self.client.flush()
-            self.client.disconnect()
-        except Exception as exc:    # reported by the test
-            self.error = exc
-
-    def stop(self):
-        self.stopping.set()
-        self.join(10)
-        assert self.error is None, self.error
-
-    def qemu_io_checks(self):
-        return ['read -P %d %d 64k' % (v, o) for o, v in
-                sorted(self.last.items())]
-
-
 def test_commit_active_guest_writes_land_in_base(env):
     env.qmp.ok('block-commit', device='drive0', speed=1 * MiB)
-    w = Writer(env.sock)
+    w = NbdWriter(env.sock, 4 * MiB, 6 * MiB)
     w.start()
     time.sleep(0.5)
     env.qmp.ok('block-job-set-speed', device='drive0', speed=0)
@@ -408,7 +335,7 @@ def test_commit_active_switches_to_write_blocking(env):
     the job switches to write-blocking mode by itself and gets ready."""
     env.qmp.ok('block-commit', device='drive0', speed=256 * 1024)
     env.events('drive0', 'running')
-    w = Writer(env.sock, lo=0, hi=SIZE)
+    w = NbdWriter(env.sock, 0, SIZE)
     w.start()
     try:
         # No new low of the work left for 2 s makes the job switch; then

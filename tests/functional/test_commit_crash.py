@@ -44,15 +44,16 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import time
 
 import pytest
 
 from daemon import is_qsd, make_base, qblk_daemon_path, top_writes
+from jobs_util import (check_consistent, check_content, crash_seed,
+                       flatten, mid_writes, overlay, qemu_io,
+                       seconds_to_completed, start_drive_export)
 from nbd_client import NbdClient
 from qblk_testlib import MiB, sha256
-from qmp_client import start_qblk_with_qmp
 
 SIZE = 32 * MiB
 SEG = 1 * MiB
@@ -60,20 +61,6 @@ ROUNDS = 10
 NEAR_END = 3
 SPEEDS = (2 * MiB, 4 * MiB, 8 * MiB)
 TIME_LIMIT = 20     # seconds per test
-
-
-def crash_seed(capsys):
-    seed = int(os.environ.get('QBLK_CRASH_SEED') or
-               random.SystemRandom().randrange(1 << 31))
-    with capsys.disabled():
-        print('\nQBLK_CRASH_SEED=%d' % seed)
-    return seed
-
-
-def qemu_io(img, cmds):
-    subprocess.run(['qemu-io', '-f', 'qcow2'] +
-                   [a for c in cmds for a in ('-c', c)] + [img], check=True,
-                   stdout=subprocess.DEVNULL)
 
 
 class Chain:
@@ -87,32 +74,20 @@ class Chain:
         below = self.base
         self.mid = None
         if with_mid:
-            self.mid = self._overlay('mid.qcow2', below)
-            qemu_io(self.mid, ['write -P 0x3c %d %d' % (k * SEG + SEG // 4,
-                                                         SEG)
-                               for k in range(0, SIZE // SEG, 5)] +
-                    ['write -z %d %d' % (k * SEG, SEG // 2)
-                     for k in range(2, SIZE // SEG, 7)])
+            self.mid = overlay(d, qemu_img, 'mid.qcow2', below)
+            qemu_io(self.mid, 'qcow2', *mid_writes(SIZE, SEG, 5, 7))
             below = self.mid
-        self.top = self._overlay('top.qcow2', below)
-        qemu_io(self.top, top_writes(SIZE, SEG) +
+        self.top = overlay(d, qemu_img, 'top.qcow2', below)
+        qemu_io(self.top, 'qcow2', *top_writes(SIZE, SEG) +
                 ['write -P 0x4d %d %d' % (k * SEG + SEG // 2, 2 * SEG)
                  for k in range(1, SIZE // SEG - 2, 8)])
-        self.model = os.path.join(d, 'model.raw')
-        qemu_img.ok('convert', '-f', 'qcow2', '-O', 'raw', self.top,
-                    self.model)
+        self.model = flatten(d, qemu_img, self.top)
         self.pristine = os.path.join(d, 'pristine')
         os.mkdir(self.pristine)
         for p in self.files() + [self.model]:
             shutil.copyfile(p, os.path.join(self.pristine,
                                             os.path.basename(p)))
         self.mid_sum = sha256(self.mid) if self.mid else None
-
-    def _overlay(self, name, backing):
-        path = os.path.join(self.d, name)
-        self.qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', backing, '-F',
-                         'qcow2', path)
-        return path
 
     def files(self):
         return [p for p in (self.base, self.mid, self.top) if p]
@@ -157,37 +132,6 @@ class Chain:
                           where + ' (base after the pivot)')
 
 
-def check_consistent(qemu_img, img, where):
-    """qemu-img check: clean, or only leaked clusters (exit 3)."""
-    rc, out, err = qemu_img('check', '--output=json', '-f', 'qcow2', img)
-    assert rc in (0, 3), '%s: qemu-img check %s rc %d\n%s%s' % (
-        where, img, rc, out, err)
-    res = json.loads(out)
-    bad = {k: res.get(k, 0) for k in ('corruptions', 'check-errors',
-                                      'corruptions-fixed')}
-    assert not any(bad.values()), '%s: %s: %r' % (where, img, res)
-    assert rc == 0 or res.get('leaks', 0) > 0, '%s: %r' % (where, res)
-
-
-def check_content(qemu_img, img, model, where):
-    rc, out, err = qemu_img('compare', '-f', 'qcow2', '-F', 'raw', img,
-                            model)
-    assert rc == 0, '%s: %s does not read the guest data\n%s%s' % (
-        where, os.path.basename(img), out, err)
-
-
-def start(daemon, top):
-    """qblk on @top as drive0 with a writable NBD export and QMP; returns
-    (daemon, qmp, NBD socket path)."""
-    sock = daemon.new_socket()
-    d, qmp = start_qblk_with_qmp(daemon, [
-        '-drive', 'file=%s,format=qcow2,id=drive0' % top,
-        '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-        '--export', 'type=nbd,id=exp0,node-name=drive0,name=drive0,'
-        'writable=on'])
-    return d, qmp, sock
-
-
 def kill(d, qmp):
     """SIGKILL the daemon; return the events it had sent (read to EOF)."""
     d.assert_alive()
@@ -212,7 +156,7 @@ def intermediate_args(chain, speed):
 def commit_to_end(daemon, chain, active):
     """Run the commit without a limit to BLOCK_JOB_COMPLETED (pivoting
     an active one at BLOCK_JOB_READY) and stop the daemon cleanly."""
-    d, qmp, _ = start(daemon, chain.top)
+    d, qmp, _, _ = start_drive_export(daemon, chain.top)
     if active:
         assert qmp.ok('block-commit', job_id='commit0',
                       device='drive0') == {}
@@ -241,13 +185,11 @@ def full_commit_time(daemon, qemu_img, chain):
     for img, below in ((chain.top, chain.mid), (chain.mid, chain.base)):
         qemu_img.ok('rebase', '-u', '-f', 'qcow2', '-b', copies[below],
                     '-F', 'qcow2', copies[img])
-    d, qmp, _ = start(daemon, copies[chain.top])
+    d, qmp, _, _ = start_drive_export(daemon, copies[chain.top])
     args = {'job_id': 'commit0', 'device': 'drive0',
             'top': copies[chain.mid], 'base': copies[chain.base]}
     assert qmp.ok('block-commit', **args) == {}
-    t0 = time.monotonic()
-    qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=30)
-    took = time.monotonic() - t0
+    took = seconds_to_completed(qmp)
     qmp.close()
     d.stop()
     shutil.rmtree(probe_dir)
@@ -260,7 +202,7 @@ def intermediate_round(daemon, chain, rnd, full_time):
         speed, delay = rnd.choice(SPEEDS), rnd.uniform(0.0, 0.5)
     else:
         speed, delay = 0, rnd.uniform(0.0, 1.0) * full_time
-    d, qmp, sock = start(daemon, chain.top)
+    d, qmp, sock, _ = start_drive_export(daemon, chain.top)
     if not speed:
         chain.guest_write(sock, rnd)    # before: the delay is short
     assert qmp.ok('block-commit', **intermediate_args(chain, speed)) == {}
@@ -315,7 +257,7 @@ def active_round(daemon, chain, rnd, phase):
     """One start-commit-write-kill at @phase ('copy', 'ready' or
     'complete'); returns (delay, pivoted)."""
     speed = rnd.choice(SPEEDS) if phase == 'copy' else 0
-    d, qmp, sock = start(daemon, chain.top)
+    d, qmp, sock, _ = start_drive_export(daemon, chain.top)
     args = {'speed': speed} if speed else {}
     assert qmp.ok('block-commit', job_id='commit0', device='drive0',
                   **args) == {}

@@ -35,17 +35,17 @@ images long, top equals the model, mid's file is untouched.
 Run against qemu-storage-daemon 7.2 with QBLK_DAEMON to check the tests.
 """
 import json
-import os
 import signal
 import subprocess
 import time
 
 import pytest
 
-from daemon import (is_qsd, make_base, qblk_daemon_path, require_qblk,
-                    top_writes)
+from daemon import is_qsd, qblk_daemon_path, require_qblk, top_writes
+from jobs_util import (BackgroundFio, FioGuest, fio_result, flatten,
+                       make_base_as, mid_writes, overlay, qemu_io, run_fio,
+                       start_drive_export)
 from qblk_testlib import MiB, sha256
-from qmp_client import start_qblk_with_qmp
 
 SIZE = 64 * MiB
 SEG = 2 * MiB
@@ -54,81 +54,9 @@ SLOW_SPEED = 4 * MiB
 GUEST_BYTES = 32 * MiB      # at 10 MiB/s: ~3 s of guest writes
 
 
-def fio_job_args(extra=()):
-    """The guest workload: random writes of 4-64 KiB (4 KiB aligned, no
-    block written twice, fixed seed), each block filled with a pattern
-    embedding its offset; fio verifies every 16 blocks as it goes."""
-    return ['fio', '--name=guest', '--rw=randwrite', '--bsrange=4k-64k',
-            '--blockalign=4k', '--size=%d' % SIZE,
-            '--io_size=%d' % GUEST_BYTES, '--randseed=%d' % SEED,
-            '--verify=pattern', '--verify_pattern=0xc3%o',
-            '--verify_fatal=1', '--verify_backlog=16',
-            '--output-format=json'] + list(extra)
-
-
-def fio_over_nbd(uri, extra=()):
-    return fio_job_args(['--ioengine=nbd', '--uri=' + uri, '--iodepth=8']
-                        + list(extra))
-
-
-def fio_result(out, err, rc, what):
-    """fio's job stats; fails unless fio exited 0 without error."""
-    text = out.decode(errors='replace')
-    assert rc == 0, '%s: fio rc %d\n%s\n%s' % (what, rc, text[-3000:],
-                                               err.decode()[-3000:])
-    job = json.loads(text[text.index('{'):])['jobs'][0]
-    assert job['error'] == 0, '%s: fio error %d\n%s' % (
-        what, job['error'], err.decode()[-3000:])
-    return job
-
-
-def run_fio(argv, what, timeout=120):
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=timeout)
-    return fio_result(p.stdout, p.stderr, p.returncode, what)
-
-
-def qemu_io(img, fmt, cmds):
-    subprocess.run(['qemu-io', '-f', fmt] +
-                   [a for c in cmds for a in ('-c', c)] + [img], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
-def make_base_fmt(d, qemu_img, fmt):
-    """base.qcow2 by daemon.make_base, converted to base.raw for raw."""
-    base = make_base(d, SIZE, SEG, name='base.qcow2', seed=11)
-    if fmt == 'raw':
-        raw = os.path.join(d, 'base.raw')
-        qemu_img.ok('convert', '-f', 'qcow2', '-O', 'raw', base, raw)
-        os.unlink(base)
-        base = raw
-    return base
-
-
-def overlay(d, qemu_img, name, backing, backing_fmt):
-    path = os.path.join(d, name)
-    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', backing, '-F',
-                backing_fmt, path)
-    return path
-
-
-def flatten(d, qemu_img, top):
-    """model.raw: the guest view of @top's chain right now."""
-    model = os.path.join(d, 'model.raw')
-    qemu_img.ok('convert', '-f', 'qcow2', '-O', 'raw', top, model)
-    return model
-
-
-def start_daemon(daemon, top):
-    """qblk with -drive drive0 on @top, a writable NBD export of it, QMP.
-    Returns (daemon, qmp, export uri)."""
-    sock = daemon.new_socket()
-    args = ['-drive', 'file=%s,format=qcow2,id=drive0' % top,
-            '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-            '--export', 'type=nbd,id=exp0,node-name=drive0,name=drive0,'
-            'writable=on']
-    d, qmp = start_qblk_with_qmp(daemon, args)
-    return d, qmp, 'nbd+unix:///drive0?socket=%s' % sock
+# The guest workload (see FioGuest); fio also verifies every 16 blocks
+# as it goes.
+GUEST = FioGuest(SIZE, GUEST_BYTES, SEED, '0xc3', ['--verify_backlog=16'])
 
 
 def node_of(qmp, path):
@@ -158,31 +86,10 @@ def compare(qemu_img, img, fmt, model, what):
     assert rc == 0, '%s differs from the model:\n%s%s' % (what, out, err)
 
 
-class Guest:
-    """fio writing over NBD in the background (Popen)."""
-
-    def __init__(self, uri):
-        self.proc = subprocess.Popen(
-            fio_over_nbd(uri, ['--rate=,10m', '--do_verify=1']),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-    def assert_running(self, when):
-        if self.proc.poll() is not None:
-            out, err = self.proc.communicate()
-            pytest.fail('fio ended %s (rc %d):\n%s\n%s'
-                        % (when, self.proc.returncode, out.decode()[-2000:],
-                           err.decode()[-2000:]))
-
-    def finish(self, what):
-        """Wait for fio; returns the bytes it wrote (verified)."""
-        out, err = self.proc.communicate(timeout=60)
-        job = fio_result(out, err, self.proc.returncode, what)
-        return job['write']['io_bytes']
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
+def start_guest(uri):
+    """fio writing over the export at 10 MiB/s, verifying as it goes."""
+    return BackgroundFio(GUEST.over_nbd(uri, ['--rate=,10m',
+                                              '--do_verify=1']))
 
 
 def unthrottle_to(qmp, guest, event, timeout=60):
@@ -199,35 +106,30 @@ def unthrottle_to(qmp, guest, event, timeout=60):
 
 def finish_guest(guest, uri, what):
     """fio's result, then a verify-only pass over the export."""
-    written = guest.finish(what)
+    written = guest.finish(what)['write']['io_bytes']
     assert written >= GUEST_BYTES, written
-    check = run_fio(fio_over_nbd(uri, ['--verify_only']), 'verify pass')
+    check = run_fio(GUEST.over_nbd(uri, ['--verify_only']), 'verify pass')
     assert check['read']['io_bytes'] == written, check['read']
-
-
-def apply_to_model(model):
-    run_fio(fio_job_args(['--ioengine=psync', '--filename=' + model,
-                          '--do_verify=1']), 'model writes')
 
 
 @pytest.mark.parametrize('base_fmt', ['qcow2', 'raw'])
 def test_commit_active_pivot_under_guest_writes(daemon, qemu_img, fio,
                                                 base_fmt):
     d = daemon.dir
-    base = make_base_fmt(d, qemu_img, base_fmt)
+    base = make_base_as(d, qemu_img, base_fmt, SIZE, SEG, seed=11)
     top = overlay(d, qemu_img, 'top.qcow2', base, base_fmt)
     # 8 MiB of data of its own: 2 s of copying at SLOW_SPEED
-    qemu_io(top, 'qcow2', top_writes(SIZE, SEG) +
+    qemu_io(top, 'qcow2', *top_writes(SIZE, SEG) +
             ['write -P 0x4d %d %d' % (k * SEG + SEG // 2, SEG)
              for k in range(1, SIZE // SEG, 8)])
     model = flatten(d, qemu_img, top)
-    dmn, qmp, uri = start_daemon(daemon, top)
+    dmn, qmp, _, uri = start_drive_export(daemon, top)
     assert qmp.ok('block-commit', job_id='commit0', device='drive0',
                   speed=SLOW_SPEED) == {}
     info = job_of(qmp, 'commit0')
     assert info['type'] == 'commit', info
 
-    guest = Guest(uri)
+    guest = start_guest(uri)
     try:
         ready = unthrottle_to(qmp, guest, 'BLOCK_JOB_READY')
         assert ready['data']['type'] == 'commit', ready
@@ -253,7 +155,7 @@ def test_commit_active_pivot_under_guest_writes(daemon, qemu_img, fio,
 
     check_image(qemu_img, base, base_fmt)
     check_image(qemu_img, top, 'qcow2')
-    apply_to_model(model)
+    GUEST.apply_to_model(model)
     compare(qemu_img, base, base_fmt, model, 'the base after the pivot')
 
 
@@ -282,11 +184,11 @@ def stop_hot_guest(guest):
 def test_commit_active_converges_under_heavy_writes(daemon, qemu_img, fio):
     require_qblk('the switch to write-blocking mode')
     d = daemon.dir
-    base = make_base_fmt(d, qemu_img, 'qcow2')
+    base = make_base_as(d, qemu_img, 'qcow2', SIZE, SEG, seed=11)
     top = overlay(d, qemu_img, 'top.qcow2', base, 'qcow2')
-    qemu_io(top, 'qcow2', top_writes(SIZE, SEG))
+    qemu_io(top, 'qcow2', *top_writes(SIZE, SEG))
     model = flatten(d, qemu_img, top)
-    dmn, qmp, uri = start_daemon(daemon, top)
+    dmn, qmp, _, uri = start_drive_export(daemon, top)
     guest = subprocess.Popen(
         hot_region_args(['--ioengine=nbd', '--uri=' + uri, '--iodepth=8',
                          '--rate=,16m', '--time_based', '--runtime=60',
@@ -328,25 +230,21 @@ def test_commit_active_converges_under_heavy_writes(daemon, qemu_img, fio):
 
 def test_commit_intermediate_under_guest_writes(daemon, qemu_img, fio):
     d = daemon.dir
-    base = make_base_fmt(d, qemu_img, 'qcow2')
+    base = make_base_as(d, qemu_img, 'qcow2', SIZE, SEG, seed=11)
     mid = overlay(d, qemu_img, 'mid.qcow2', base, 'qcow2')
     # mid: data over holes and over base data, zero clusters over data
-    qemu_io(mid, 'qcow2',
-            ['write -P 0x3c %d %d' % (k * SEG + SEG // 4, SEG)
-             for k in range(0, SIZE // SEG, 5)] +
-            ['write -z %d %d' % (k * SEG, SEG // 2)
-             for k in range(2, SIZE // SEG, 7)])
+    qemu_io(mid, 'qcow2', *mid_writes(SIZE, SEG, 5, 7))
     top = overlay(d, qemu_img, 'top.qcow2', mid, 'qcow2')
-    qemu_io(top, 'qcow2', top_writes(SIZE, SEG))
+    qemu_io(top, 'qcow2', *top_writes(SIZE, SEG))
     model = flatten(d, qemu_img, top)
     mid_sum = sha256(mid)
-    dmn, qmp, uri = start_daemon(daemon, top)
+    dmn, qmp, _, uri = start_drive_export(daemon, top)
     mid_node, base_node = node_of(qmp, mid), node_of(qmp, base)
     assert qmp.ok('block-commit', job_id='commit0', device='drive0',
                   top_node=mid_node, base_node=base_node,
                   speed=SLOW_SPEED) == {}
 
-    guest = Guest(uri)
+    guest = start_guest(uri)
     try:
         ev = unthrottle_to(qmp, guest, 'BLOCK_JOB_COMPLETED')
         assert 'error' not in ev['data'], ev
@@ -372,5 +270,5 @@ def test_commit_intermediate_under_guest_writes(daemon, qemu_img, fio):
     assert sha256(mid) == mid_sum, 'mid was written'
     for img in (top, base, mid):
         check_image(qemu_img, img, 'qcow2')
-    apply_to_model(model)
+    GUEST.apply_to_model(model)
     compare(qemu_img, top, 'qcow2', model, 'top after the commit')

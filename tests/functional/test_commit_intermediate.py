@@ -11,13 +11,12 @@ speed, and blkdebug write errors on the base with each on-error policy.
 QEMU's tools judge the images: qemu-img compare against each image's
 view before the commit, info --backing-chain, map and check.
 """
-import subprocess
 import time
 
-from commit_util import (CANCELLED_SEQ, COMPLETED_SEQ, MiB, SIZE, Chain,
-                         blockdev_args, commit_ok, guest_read,
-                         guest_read_cmds, job_events, nbd_uri, node_chain,
-                         query_job, start)
+from commit_util import (MiB, SIZE, Chain, blockdev_args, commit_ok,
+                         guest_read, node_chain)
+from jobs_util import (CANCELLED_SEQ, COMPLETED_SEQ, job_events, query_job,
+                       start)
 
 
 def node_info(qmp, name):

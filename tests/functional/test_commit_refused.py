@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from commit_util import (Chain, blockdev_args, job_events, query_job,
-                         run_ok, start)
+from commit_util import Chain, blockdev_args
+from jobs_util import job_events, query_job, run_ok, start
 
 DNF = 'DeviceNotFound'
 GE = 'GenericError'

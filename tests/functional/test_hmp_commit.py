@@ -7,9 +7,9 @@ the base (judged alone by qemu-img compare) reads what the guest saw,
 the top holds nothing (qemu-img map), and the guest still reads the same.
 """
 import os
-import subprocess
 
-from commit_util import MiB, run_ok, sha, start
+from jobs_util import MiB, run_ok, start
+from qblk_testlib import sha256 as sha
 
 SIZE = 4 * MiB
 
@@ -143,12 +143,16 @@ def test_hmp_info_block_jobs_commit_line(daemon):
     d, qmp = serve(daemon, [(top, base)], sock)
     assert qmp.hmp('info block-jobs') == 'No active jobs\r\n'
     qmp.ok('block-commit', device='drive0', speed=1024)
+    # Paused, the job's numbers cannot move between the two queries.
+    assert qmp.hmp('block_job_pause drive0') == ''
+    qmp.event_wait('JOB_STATUS_CHANGE', match={'status': 'paused'})
     line = qmp.hmp('info block-jobs')
     job = qmp.ok('query-block-jobs')[0]
     assert line == ('Type commit, device drive0: Completed %d of %d bytes, '
                     'speed limit 1024 bytes/s\r\n'
                     % (job['offset'], job['len'])), line
     assert qmp.hmp('block_job_set_speed drive0 0') == ''
+    assert qmp.hmp('block_job_resume drive0') == ''
     qmp.event_wait('BLOCK_JOB_READY')
     assert qmp.hmp('block_job_complete drive0') == ''
     qmp.event_wait('BLOCK_JOB_COMPLETED')

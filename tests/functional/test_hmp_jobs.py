@@ -15,6 +15,7 @@ import time
 import pytest
 
 from daemon import require_qblk
+from jobs_util import qcow2_chain
 from qmp_client import QMPClient
 from test_hmp import Terminal, PROMPT
 
@@ -28,15 +29,10 @@ class Session:
 
     def __init__(self, daemon, qemu_img, qemu_io):
         require_qblk('HMP block jobs on a pseudo-terminal')
-        self.base, self.mid, self.top = (
-            daemon.path(n + '.qcow2') for n in ('base', 'mid', 'top'))
-        qemu_img.ok('create', '-q', '-f', 'qcow2', self.base, str(SIZE))
-        qemu_io.ok('-f', 'qcow2', '-c', 'write -P 0x11 0 64M', self.base)
-        qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.base, '-F',
-                    'qcow2', self.mid)
-        qemu_io.ok('-f', 'qcow2', '-c', 'write -P 0x22 0 8M', self.mid)
-        qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.mid, '-F',
-                    'qcow2', self.top)
+        self.base, self.mid, self.top = qcow2_chain(
+            daemon.dir, SIZE, [('base', ['write -P 0x11 0 64M']),
+                               ('mid', ['write -P 0x22 0 8M']),
+                               ('top', [])])
         self.qemu_img = qemu_img
         sock = daemon.path('qmp-hmp.sock')
         self.term = Terminal(

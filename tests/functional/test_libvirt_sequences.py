@@ -25,26 +25,17 @@ also pass against qemu-storage-daemon 7.2 (QBLK_DAEMON).
 """
 import json
 import os
-import subprocess
 
 import pytest
 
 from daemon import is_qsd, qblk_daemon_path
+from jobs_util import qemu_io, run_ok
 from qmp_client import start_qblk_with_qmp
 
 MiB = 1024 * 1024
 KiB = 1024
 SIZE = 8 * MiB
 DST = 'vda'
-
-
-def run_ok(cmd):
-    p = subprocess.run([str(c) for c in cmd], stdout=subprocess.PIPE,
-                       stderr=subprocess.PIPE, timeout=120)
-    assert p.returncode == 0, '%s -> %d\n%s%s' % (
-        ' '.join(map(str, cmd)), p.returncode, p.stdout.decode(),
-        p.stderr.decode())
-    return p.stdout.decode()
 
 
 class Guest:
@@ -55,13 +46,7 @@ class Guest:
         self.model = bytearray(SIZE)
 
     def io(self, *cmds):
-        args = ['qemu-io', '-f', 'raw']
-        for c in cmds:
-            args += ['-c', c]
-        out = run_ok(args + [self.uri])
-        assert 'failed' not in out and 'Pattern verification' not in out, \
-            out
-        return out
+        return qemu_io(self.uri, 'raw', *cmds)
 
     def write(self, pattern, off, length):
         self.io('write -P 0x%x %d %d' % (pattern, off, length))

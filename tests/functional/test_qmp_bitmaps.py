@@ -6,25 +6,12 @@ qblk serves a qcow2 image (64 KiB clusters) as -drive drive0 and exports
 it over NBD; qemu-io writes through the export at known offsets, so the
 expected dirty counts follow from the granularity alone.
 """
-import subprocess
 
-import pytest
-
-from qmp_client import start_qblk_with_qmp
+from jobs_util import env_fixture, qemu_io_nbd, start_drive_export
 from qblk_testlib import MiB
 
 SIZE = 8 * MiB
 KiB = 1024
-
-
-def qemu_io_nbd(uri, *cmds):
-    p = subprocess.run(['qemu-io', '-f', 'raw'] +
-                       [a for c in cmds for a in ('-c', c)] + [uri],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    out = p.stdout.decode() + p.stderr.decode()
-    assert p.returncode == 0 and 'failed' not in out, out
-    return out
 
 
 class Env:
@@ -33,14 +20,8 @@ class Env:
     def __init__(self, daemon, qemu_img):
         self.img = daemon.path('img.qcow2')
         qemu_img.ok('create', '-q', '-f', 'qcow2', self.img, str(SIZE))
-        sock = daemon.new_socket()
-        args = ['-drive', 'file=%s,format=qcow2,id=drive0,discard=unmap'
-                % self.img,
-                '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-                '--export', 'type=nbd,id=exp0,node-name=drive0,'
-                'name=drive0,writable=on']
-        self.daemon, self.qmp = start_qblk_with_qmp(daemon, args)
-        self.uri = 'nbd+unix:///drive0?socket=%s' % sock
+        self.daemon, self.qmp, _, self.uri = start_drive_export(
+            daemon, self.img, ',discard=unmap')
 
     def write(self, *cmds):
         qemu_io_nbd(self.uri, *cmds)
@@ -65,11 +46,7 @@ class Env:
         assert self.bitmaps() == before
 
 
-@pytest.fixture
-def env(daemon, qemu_img):
-    e = Env(daemon, qemu_img)
-    yield e
-    e.qmp.close()
+env = env_fixture(Env)
 
 
 def test_bitmap_add_records_nbd_writes(env):

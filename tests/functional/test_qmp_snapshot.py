@@ -9,28 +9,12 @@ overlay only), compare and check.
 """
 import json
 import os
-import subprocess
-import threading
-import time
 
-import pytest
-
-from nbd_client import NbdClient
-from qmp_client import start_qblk_with_qmp
+from jobs_util import (NbdWriter, drive_chain, env_fixture, qemu_io,
+                       qemu_io_nbd, start_drive_export)
 from qblk_testlib import MiB
 
 SIZE = 8 * MiB
-
-
-def qemu_io_nbd(uri, *cmds):
-    p = subprocess.run(['qemu-io', '-f', 'raw'] +
-                       [a for c in cmds for a in ('-c', c)] + [uri],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    out = p.stdout.decode() + p.stderr.decode()
-    assert p.returncode == 0 and 'failed' not in out and \
-        'Pattern verification' not in out, out
-    return out
 
 
 class Env:
@@ -44,23 +28,10 @@ class Env:
         qemu_img.ok('create', '-q', '-f', 'qcow2', self.base, str(SIZE))
         qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.base, '-F',
                     'qcow2', self.top)
-        subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
-                        'write -P 0x11 0 2M', self.base], check=True,
-                       stdout=subprocess.DEVNULL)
-        subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
-                        'write -P 0x22 2M 1M', self.top], check=True,
-                       stdout=subprocess.DEVNULL)
-        sock = daemon.new_socket()
-        drive = 'file=%s,format=qcow2,id=drive0' % self.top
-        if cor:
-            drive += ',copy-on-read=on'
-        args = ['-drive', drive,
-                '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-                '--export', 'type=nbd,id=exp0,node-name=drive0,'
-                'name=drive0,writable=on']
-        self.daemon, self.qmp = start_qblk_with_qmp(daemon, args)
-        self.sock = sock
-        self.uri = 'nbd+unix:///drive0?socket=%s' % sock
+        qemu_io(self.base, 'qcow2', 'write -P 0x11 0 2M')
+        qemu_io(self.top, 'qcow2', 'write -P 0x22 2M 1M')
+        self.daemon, self.qmp, self.sock, self.uri = start_drive_export(
+            daemon, self.top, ',copy-on-read=on' if cor else '')
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -70,12 +41,7 @@ class Env:
                 self.qmp.ok('query-named-block-nodes', flat=True)]
 
     def top_chain(self):
-        image = self.qmp.ok('query-block')[0]['inserted']['image']
-        out = []
-        while image:
-            out.append(image['filename'])
-            image = image.get('backing-image')
-        return out
+        return drive_chain(self.qmp)
 
     def map(self, image):
         return json.loads(self.qemu_img.ok('map', '-U', '-f', 'qcow2',
@@ -91,11 +57,7 @@ class Env:
         assert self.top_chain() == [self.top, self.base]
 
 
-@pytest.fixture
-def env(daemon, qemu_img):
-    e = Env(daemon, qemu_img)
-    yield e
-    e.qmp.close()
+env = env_fixture(Env)
 
 
 def allocated_in_top(m, start, end):
@@ -111,48 +73,16 @@ def allocated_in_top(m, start, end):
     return False
 
 
-class Writer(threading.Thread):
-    """Writes 64 KiB chunks of [4M, 6M) over NBD in a loop until stopped;
-    .last maps each chunk's offset to the byte it last wrote."""
-
-    def __init__(self, sock):
-        super().__init__(daemon=True)
-        self.client = NbdClient.unix(sock)
-        self.client.connect('drive0')
-        self.stop = threading.Event()
-        self.last = {}
-        self.count = 0
-        self.error = None
-
-    def run(self):
-        try:
-            while not self.stop.is_set():
-                off = 4 * MiB + (self.count % 32) * 65536
-                val = 0x30 + self.count % 64
-                self.client.write(off, bytes([val]) * 65536)
-                self.last[off] = val
-                self.count += 1
-            self.client.flush()
-            self.client.disconnect()
-        except Exception as e:      # reported by the test
-            self.error = e
-
-
 def test_snapshot_sync_under_nbd_writes(env, qemu_img):
     ov = env.path('ov.qcow2')
     # a writer keeps the export busy while the snapshot switches the graph
-    writer = Writer(env.sock)
+    writer = NbdWriter(env.sock, 4 * MiB, 6 * MiB)
     writer.start()
-    while writer.count < 20 and writer.is_alive():
-        time.sleep(0.005)
+    writer.wait_writes(20)
     assert env.qmp.ok('blockdev-snapshot-sync', device='drive0',
                       snapshot_file=ov, snapshot_node_name='snap') == {}
-    at_switch = writer.count
-    while writer.count < at_switch + 20 and writer.is_alive():
-        time.sleep(0.005)
-    writer.stop.set()
-    writer.join(30)
-    assert writer.error is None, writer.error
+    writer.wait_writes(20)
+    writer.stop(30)
     assert len(writer.last) == 32
     reads = ['read -P 0x%x %d 64k' % (v, off)
              for off, v in sorted(writer.last.items())]

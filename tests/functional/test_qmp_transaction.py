@@ -11,27 +11,14 @@ against qemu-storage-daemon 7.2).
 """
 import json
 import os
-import subprocess
-import time
 
 import pytest
 
-from qmp_client import start_qblk_with_qmp
+from jobs_util import (NbdWriter, env_fixture, qemu_io, qemu_io_nbd,
+                       start_drive_export)
 from qblk_testlib import MiB
-from test_qmp_snapshot import Writer
 
 SIZE = 8 * MiB
-
-
-def qemu_io_nbd(uri, *cmds):
-    p = subprocess.run(['qemu-io', '-f', 'raw'] +
-                       [a for c in cmds for a in ('-c', c)] + [uri],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       timeout=60)
-    out = p.stdout.decode() + p.stderr.decode()
-    assert p.returncode == 0 and 'failed' not in out and \
-        'Pattern verification' not in out, out
-    return out
 
 
 class Env:
@@ -43,18 +30,10 @@ class Env:
         self.img = [self.path('d0.qcow2'), self.path('d1.qcow2')]
         for i, img in enumerate(self.img):
             qemu_img.ok('create', '-q', '-f', 'qcow2', img, str(SIZE))
-            subprocess.run(['qemu-io', '-f', 'qcow2', '-c',
-                            'write -P 0x%x 0 1M' % (0x10 + i), img],
-                           check=True, stdout=subprocess.DEVNULL)
-        sock = daemon.new_socket()
-        args = ['-drive', 'file=%s,format=qcow2,id=drive0' % self.img[0],
-                '-drive', 'file=%s,format=qcow2,id=drive1' % self.img[1],
-                '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-                '--export', 'type=nbd,id=exp0,node-name=drive0,'
-                'name=drive0,writable=on']
-        self.daemon, self.qmp = start_qblk_with_qmp(daemon, args)
-        self.sock = sock
-        self.uri = 'nbd+unix:///drive0?socket=%s' % sock
+            qemu_io(img, 'qcow2', 'write -P 0x%x 0 1M' % (0x10 + i))
+        self.daemon, self.qmp, self.sock, self.uri = start_drive_export(
+            daemon, self.img[0],
+            extra=['-drive', 'file=%s,format=qcow2,id=drive1' % self.img[1]])
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -69,6 +48,17 @@ class Env:
             if b['device'] == drive:
                 return b['inserted']
         raise KeyError(drive)
+
+    def add_overlay(self, name):
+        """A new overlay of drive0's image, added as node @name (without
+        backing); its path."""
+        ov = self.path(name + '.qcow2')
+        self.qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.img[0],
+                         '-F', 'qcow2', ov)
+        self.qmp.ok('blockdev-add', args={
+            'driver': 'qcow2', 'node-name': name, 'backing': None,
+            'file': {'driver': 'file', 'filename': ov}})
+        return ov
 
     def txn(self, *actions):
         return self.qmp.cmd('transaction', args={'actions': list(actions)})
@@ -98,11 +88,7 @@ def bitmap_add(node, name, **extra):
     return {'type': 'block-dirty-bitmap-add', 'data': data}
 
 
-@pytest.fixture
-def env(daemon, qemu_img):
-    e = Env(daemon, qemu_img)
-    yield e
-    e.qmp.close()
+env = env_fixture(Env)
 
 
 def require_bitmaps(env):
@@ -183,16 +169,10 @@ def test_transaction_failure_after_stacked_snapshots(env):
                          {'type': 'abort', 'data': {}})
 
 
-def test_transaction_blockdev_snapshot_failure_keeps_overlay_node(env,
-                                                                   qemu_img):
+def test_transaction_blockdev_snapshot_failure_keeps_overlay_node(env):
     """A rolled-back blockdev-snapshot leaves the added overlay as it was:
     monitor-owned, unused, without backing, usable again."""
-    ov = env.path('ov.qcow2')
-    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', env.img[0], '-F',
-                'qcow2', ov)
-    env.qmp.ok('blockdev-add', args={
-        'driver': 'qcow2', 'node-name': 'ov', 'backing': None,
-        'file': {'driver': 'file', 'filename': ov}})
+    env.add_overlay('ov')
     env.assert_txn_fails('Transaction aborted using Abort action',
                          {'type': 'blockdev-snapshot',
                           'data': {'node': 'drive0', 'overlay': 'ov'}},
@@ -207,26 +187,18 @@ def test_transaction_blockdev_snapshot_failure_keeps_overlay_node(env,
 def test_transaction_under_guest_writes(env):
     """A rolled-back and a committed transaction while a client writes
     drive0 over NBD: no write is lost or fails."""
-    writer = Writer(env.sock)
+    writer = NbdWriter(env.sock, 4 * MiB, 6 * MiB)
     writer.start()
-
-    def let_writes_run(n=10):
-        start = writer.count
-        while writer.count < start + n and writer.is_alive():
-            time.sleep(0.005)
-
-    let_writes_run()
+    writer.wait_writes()
     r = env.txn(snap_sync('drive0', env.path('o0.qcow2'), 's0'),
                 {'type': 'abort', 'data': {}})
     assert 'error' in r
-    let_writes_run()
+    writer.wait_writes()
     assert env.txn(snap_sync('drive0', env.path('o0.qcow2'), 's0'),
                    snap_sync('drive1', env.path('o1.qcow2'), 's1')) == \
         {'return': {}}
-    let_writes_run()
-    writer.stop.set()
-    writer.join(30)
-    assert writer.error is None, writer.error
+    writer.wait_writes()
+    writer.stop(30)
     qemu_io_nbd(env.uri, *['read -P 0x%x %d 64k' % (v, off)
                            for off, v in sorted(writer.last.items())])
     assert env.top('drive0')['node-name'] == 's0'
@@ -245,14 +217,9 @@ def test_transaction_unknown_action_type(env):
     assert env.state() == before
 
 
-def test_transaction_blockdev_snapshot_and_bitmap_add(env, qemu_img):
+def test_transaction_blockdev_snapshot_and_bitmap_add(env):
     require_bitmaps(env)
-    ov = env.path('ov.qcow2')
-    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', env.img[0], '-F',
-                'qcow2', ov)
-    env.qmp.ok('blockdev-add', args={
-        'driver': 'qcow2', 'node-name': 'ov', 'backing': None,
-        'file': {'driver': 'file', 'filename': ov}})
+    env.add_overlay('ov')
     r = env.txn({'type': 'blockdev-snapshot',
                  'data': {'node': 'drive0', 'overlay': 'ov'}},
                 bitmap_add('ov', 'b0', persistent=False, disabled=False))

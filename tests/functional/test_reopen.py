@@ -9,21 +9,14 @@ The chain is stream_util's: base.raw <- mid.qcow2 <- top.qcow2. QEMU's
 tools judge the images afterwards.
 """
 import os
-import threading
 
 import pytest
 
 from daemon import require_qblk
-from nbd_client import NbdClient
 from qmp_client import QMPClient
-from stream_util import Chain, MiB, job_events, run_ok, start
-
-
-def drive_args(c, sock):
-    return ['-drive', 'file=%s,format=qcow2,id=drive0' % c.top,
-            '--nbd-server', 'addr.type=unix,addr.path=%s' % sock,
-            '--export', 'type=nbd,id=exp0,node-name=drive0,name=drive0,'
-            'writable=on']
+from jobs_util import (NbdWriter, drive_export_args, job_events, qemu_io,
+                       run_ok, start_drive_export)
+from stream_util import Chain, MiB
 
 
 def nodes_by_file(qmp):
@@ -38,56 +31,23 @@ def ro_modes(qmp, c):
     return n[(c.mid, 'qcow2')]['ro'], n[(c.mid, 'file')]['ro']
 
 
-class Guest(threading.Thread):
-    """Reads the whole disk and writes 64 KiB chunks of [7M, 8M) over NBD
-    until stopped; .last maps each chunk to the byte it last wrote."""
-
-    def __init__(self, sock):
-        super().__init__(daemon=True)
-        self.client = NbdClient.unix(sock)
-        self.client.connect('drive0')
-        self.stop = threading.Event()
-        self.last = {}
-        self.count = 0
-        self.error = None
-
-    def run(self):
-        try:
-            while not self.stop.is_set():
-                off = 7 * MiB + (self.count % 16) * 65536
-                val = 0x50 + self.count % 32
-                self.client.write(off, bytes([val]) * 65536)
-                self.last[off] = val
-                self.client.read((self.count % 7) * MiB, 256 * 1024)
-                self.count += 1
-            self.client.flush()
-            self.client.disconnect()
-        except Exception as e:      # reported by the test
-            self.error = e
-
-
 def test_reopen_stream_into_readonly_backing_node(daemon):
     require_qblk('qblk reopens the stream target itself')
     c = Chain(daemon.dir)
-    sock = daemon.new_socket()
-    d, qmp = start(daemon, drive_args(c, sock))
+    d, qmp, sock, _ = start_drive_export(daemon, c.top)
     mid = nodes_by_file(qmp)[(c.mid, 'qcow2')]['node-name']
     assert ro_modes(qmp, c) == (True, True)
 
-    guest = Guest(sock)
+    # reads the whole disk and writes [7M, 8M) until stopped
+    guest = NbdWriter(sock, 7 * MiB, 8 * MiB, read=True)
     guest.start()
-    while guest.count < 10 and guest.is_alive():
-        pass
+    guest.wait_writes()
     qmp.ok('block-stream', args={'device': mid, 'job-id': 's'})
     seen, data = job_events(qmp, 's')
     assert 'BLOCK_JOB_COMPLETED' in seen and 'error' not in data, (seen,
                                                                     data)
-    at_end = guest.count
-    while guest.count < at_end + 10 and guest.is_alive():
-        pass
-    guest.stop.set()
-    guest.join(30)
-    assert guest.error is None, guest.error
+    guest.wait_writes()
+    guest.stop(30)
     # back to read-only, format and file node alike; the chain is shorter
     assert ro_modes(qmp, c) == (True, True)
     n = nodes_by_file(qmp)[(c.mid, 'qcow2')]
@@ -100,15 +60,10 @@ def test_reopen_stream_into_readonly_backing_node(daemon):
     c.check(c.top)
     assert c.chain(c.mid) == [(c.mid, None, None)]
     # mid alone now reads as the old mid-over-base view
-    run_ok(['qemu-io', '-f', 'qcow2', '-c', 'read -P 0x11 0 1M',
-            '-c', 'read -P 0x22 1M 2M', '-c', 'read -P 0 3M 1M',
-            '-c', 'read -P 0x44 6M 1M', c.mid])
+    qemu_io(c.mid, 'qcow2', 'read -P 0x11 0 1M', 'read -P 0x22 1M 2M',
+            'read -P 0 3M 1M', 'read -P 0x44 6M 1M')
     # the guest's view: the old content plus its last writes
-    reads = ['read -P 0x%x %d 64k' % (v, off)
-             for off, v in sorted(guest.last.items())]
-    out = run_ok(['qemu-io', '-f', 'qcow2'] +
-                 [a for r in reads for a in ('-c', r)] + [c.top])
-    assert 'verification failed' not in out, out
+    qemu_io(c.top, 'qcow2', *guest.qemu_io_checks())
     view = os.path.join(c.dir, 'view.raw')
     run_ok(['qemu-img', 'convert', '-O', 'raw', c.top, view])
     with open(view, 'rb') as f, open(c.expect, 'rb') as g:
@@ -137,7 +92,7 @@ def test_reopen_permission_denied_changes_nothing(daemon):
     if binary is None and os.access(c.mid, os.W_OK):
         pytest.skip('cannot make a file unwritable for this user')
     sock = daemon.new_socket()
-    args = drive_args(c, sock)
+    args = drive_export_args(c.top, sock)
     qmp_sock = daemon.path('qmp-nodac.sock')
     d = daemon.start(args + ['--chardev', 'socket,id=m,path=%s,server=on,'
                              'wait=off' % qmp_sock, '--monitor', 'chardev=m'],

@@ -11,23 +11,25 @@ consistency, and checksums show the streamed-out images untouched.
 import os
 import re
 
-import pytest
-
-from stream_util import (MiB, SIZE, Chain, chain_blockdev_args, job_events,
-                         qemu_io, run_ok, start)
-
-COMPLETED_SEQ = ['created', 'running', 'waiting', 'pending',
-                 'BLOCK_JOB_COMPLETED', 'concluded', 'null']
+from jobs_util import (COMPLETED_SEQ, job_events, qemu_io, run_job_ok,
+                       run_ok, start)
+from stream_util import MiB, SIZE, Chain, chain_blockdev_args
 
 
 def stream_ok(qmp, job, **args):
     """Run block-stream to completion; return its terminal event data."""
-    qmp.ok('block-stream', args={k.replace('_', '-'): v
-                                 for k, v in args.items()})
-    seq, data = job_events(qmp, job)
-    assert seq == COMPLETED_SEQ, seq
-    assert 'error' not in data, data
-    return data
+    return run_job_ok(qmp, 'block-stream', job, **args)
+
+
+def stream_drive_to_base(daemon, c):
+    """Stream c.top, served as drive0, down to c.base; check the result
+    reads as before and is clean."""
+    d, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0'
+                            % c.top])
+    stream_ok(qmp, 'drive0', device='drive0', base=c.base)
+    d.stop()
+    c.assert_content()
+    c.check()
 
 
 def depth_of(m, offset):
@@ -109,12 +111,7 @@ def test_stream_zero_clusters_into_v2_image(daemon):
     """A v2 top cannot record zero clusters: mid's zeroes over base data
     are written as zero data, or base's data would show through."""
     c = Chain(daemon.dir, top_compat='0.10')
-    d, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0'
-                            % c.top])
-    stream_ok(qmp, 'drive0', device='drive0', base=c.base)
-    d.stop()
-    c.assert_content()
-    c.check()
+    stream_drive_to_base(daemon, c)
     assert c.chain()[0] == (c.top, c.base, 'raw')
 
 
@@ -122,12 +119,7 @@ def test_stream_shorter_mid(daemon):
     """mid is shorter than top: past its end the chain reads zeroes,
     which must hide base's data after streaming down to base."""
     c = Chain(daemon.dir, mid_size=2 * MiB)
-    d, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0'
-                            % c.top])
-    stream_ok(qmp, 'drive0', device='drive0', base=c.base)
-    d.stop()
-    c.assert_content()
-    c.check()
+    stream_drive_to_base(daemon, c)
 
 
 def copied_bytes(stderr):

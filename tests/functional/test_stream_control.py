@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from stream_util import MiB, job_events, qemu_io, query_job, run_ok, start
+from jobs_util import MiB, job_events, qemu_io, query_job, run_ok, start
 
 BIG = 96 * MiB
 JOB_KEYS = {'type', 'device', 'len', 'offset', 'busy', 'paused', 'speed',

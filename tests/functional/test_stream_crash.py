@@ -38,12 +38,13 @@ import json
 import os
 import random
 import shutil
-import subprocess
 import time
 
 import pytest
 
 from daemon import is_qsd, make_base, qblk_daemon_path, top_writes
+from jobs_util import (check_consistent, check_content, crash_seed,
+                       mid_writes, overlay, qemu_io, seconds_to_completed)
 from qblk_testlib import MiB, sha256
 from qmp_client import start_qblk_with_qmp
 
@@ -54,50 +55,18 @@ NEAR_END = 3
 SPEEDS = (2 * MiB, 4 * MiB, 8 * MiB)
 
 
-def qemu_io(img, cmds):
-    subprocess.run(['qemu-io', '-f', 'qcow2'] +
-                   [a for c in cmds for a in ('-c', c)] + [img], check=True,
-                   stdout=subprocess.DEVNULL)
-
-
 def make_chain(d, qemu_img):
     """base <- mid <- top as described above; returns (base, mid, top,
     flat)."""
     base = make_base(d, SIZE, SEG, name='base.qcow2', seed=7)
-    mid = os.path.join(d, 'mid.qcow2')
-    top = os.path.join(d, 'top.qcow2')
-    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2',
-                mid)
+    mid = overlay(d, qemu_img, 'mid.qcow2', base)
     # mid: data over holes and base data, zero clusters over base data
-    qemu_io(mid, ['write -P 0x3c %d %d' % (k * SEG + SEG // 4, SEG)
-                  for k in range(0, SIZE // SEG, 7)] +
-            ['write -z %d %d' % (k * SEG, SEG // 2)
-             for k in range(2, SIZE // SEG, 9)])
-    qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', mid, '-F', 'qcow2',
-                top)
-    qemu_io(top, top_writes(SIZE, SEG))
+    qemu_io(mid, 'qcow2', *mid_writes(SIZE, SEG, 7, 9))
+    top = overlay(d, qemu_img, 'top.qcow2', mid)
+    qemu_io(top, 'qcow2', *top_writes(SIZE, SEG))
     flat = os.path.join(d, 'flat.qcow2')
     qemu_img.ok('convert', '-f', 'qcow2', '-O', 'qcow2', top, flat)
     return base, mid, top, flat
-
-
-def check_consistent(qemu_img, top, where):
-    """qemu-img check: clean, or only leaked clusters (exit 3)."""
-    rc, out, err = qemu_img('check', '--output=json', '-f', 'qcow2', top)
-    assert rc in (0, 3), '%s: qemu-img check rc %d\n%s%s' % (where, rc,
-                                                             out, err)
-    res = json.loads(out)
-    bad = {k: res.get(k, 0) for k in ('corruptions', 'check-errors',
-                                      'corruptions-fixed')}
-    assert not any(bad.values()), '%s: %r' % (where, res)
-    assert rc == 0 or res.get('leaks', 0) > 0, '%s: %r' % (where, res)
-    return res
-
-
-def check_content(qemu_img, top, flat, where):
-    rc, out, err = qemu_img('compare', '-f', 'qcow2', '-F', 'qcow2', top,
-                            flat)
-    assert rc == 0, '%s: content changed\n%s%s' % (where, out, err)
 
 
 def allocated_in_top(qemu_img, top):
@@ -124,9 +93,7 @@ def full_stream_time(daemon, top):
     shutil.copyfile(top, probe)
     d, qmp = start(daemon, probe)
     assert qmp.ok('block-stream', job_id='stream0', device='drive0') == {}
-    t0 = time.monotonic()
-    qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=30)
-    took = time.monotonic() - t0
+    took = seconds_to_completed(qmp)
     qmp.close()
     d.stop()
     os.unlink(probe)
@@ -155,10 +122,7 @@ def crash_round(daemon, top, rnd, full_time=None):
 
 
 def test_stream_kill9_and_resume(daemon, qemu_img, capsys):
-    seed = int(os.environ.get('QBLK_CRASH_SEED') or
-               random.SystemRandom().randrange(1 << 31))
-    with capsys.disabled():
-        print('\nQBLK_CRASH_SEED=%d' % seed)
+    seed = crash_seed(capsys)
     rnd = random.Random(seed)
     base, mid, top, flat = make_chain(daemon.dir, qemu_img)
     sums = (sha256(base), sha256(mid))
@@ -177,7 +141,7 @@ def test_stream_kill9_and_resume(daemon, qemu_img, capsys):
                 qemu_img('compare', top, flat)[0] != 0:
             pytest.xfail('%s: QEMU 7.2 lost the streamed data (header '
                          'rewritten before a flush)' % where)
-        check_content(qemu_img, top, flat, where)
+        check_content(qemu_img, top, flat, where, model_fmt='qcow2')
         now = allocated_in_top(qemu_img, top)
         assert now >= allocated, '%s: allocated data shrank %d -> %d' % (
             where, allocated, now)
@@ -207,7 +171,7 @@ def test_stream_kill9_and_resume(daemon, qemu_img, capsys):
     where = 'seed %d, after the final stream' % seed
     assert backing_of(qemu_img, top) is None, where
     check_consistent(qemu_img, top, where)
-    check_content(qemu_img, top, flat, where)
+    check_content(qemu_img, top, flat, where, model_fmt='qcow2')
     assert (sha256(base), sha256(mid)) == sums, where
     assert time.monotonic() - t0 < 30, 'too slow: %.1f s' % (
         time.monotonic() - t0)
@@ -232,7 +196,7 @@ def test_stream_progress_survives_kill9(daemon, qemu_img):
     d.kill()
     qmp.close()
     check_consistent(qemu_img, top, 'after kill')
-    check_content(qemu_img, top, flat, 'after kill')
+    check_content(qemu_img, top, flat, 'after kill', model_fmt='qcow2')
     kept = allocated_in_top(qemu_img, top) - before
     # The checkpoint at ~3 s saw about 3 s x 4 MiB/s copied.
     assert kept >= 2 * speed, 'only %d bytes survived the crash' % kept
@@ -242,5 +206,6 @@ def test_stream_progress_survives_kill9(daemon, qemu_img):
     assert 'error' not in ev['data'], ev
     qmp.close()
     d.stop()
-    check_content(qemu_img, top, flat, 'after the second stream')
+    check_content(qemu_img, top, flat, 'after the second stream',
+                  model_fmt='qcow2')
     assert backing_of(qemu_img, top) is None

@@ -20,6 +20,7 @@ import json
 import pytest
 
 from daemon import qcow2_blockdev, require_qblk
+from jobs_util import qcow2_chain
 from qmp_client import start_qblk_with_qmp
 from qblk_testlib import MiB
 
@@ -34,16 +35,10 @@ class Chain:
     def __init__(self, daemon, qemu_img, qemu_io):
         self.daemon = daemon
         self.qemu_img = qemu_img
-        self.base, self.mid, self.top = (
-            daemon.path(n + '.qcow2') for n in ('base', 'mid', 'top'))
-        qemu_img.ok('create', '-q', '-f', 'qcow2', self.base, str(SIZE))
-        qemu_io.ok('-f', 'qcow2', '-c', 'write -P 0x11 0 4M', self.base)
-        qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.base, '-F',
-                    'qcow2', self.mid)
-        qemu_io.ok('-f', 'qcow2', '-c', 'write -P 0x22 1M 2M', self.mid)
-        qemu_img.ok('create', '-q', '-f', 'qcow2', '-b', self.mid, '-F',
-                    'qcow2', self.top)
-        qemu_io.ok('-f', 'qcow2', '-c', 'write -P 0x33 0 512k', self.top)
+        self.base, self.mid, self.top = qcow2_chain(
+            daemon.dir, SIZE, [('base', ['write -P 0x11 0 4M']),
+                               ('mid', ['write -P 0x22 1M 2M']),
+                               ('top', ['write -P 0x33 0 512k'])])
         self.expected = daemon.path('expected.raw')
         qemu_img.ok('convert', '-f', 'qcow2', '-O', 'raw', self.top,
                     self.expected)

@@ -8,12 +8,10 @@ The same requests go to qemu-storage-daemon (7.2) on the same images
 when it is installed: its answers must be exactly ours.
 """
 import os
-import shutil
 
-import pytest
 
-from stream_util import (MiB, Chain, chain_blockdev_args, job_events,
-                         qemu_io, run_ok, start)
+from jobs_util import job_events, run_ok, start
+from stream_util import MiB, Chain, chain_blockdev_args
 
 E = 'GenericError'
 
