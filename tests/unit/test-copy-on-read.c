@@ -15,6 +15,7 @@
  * while a copy-on-read is fetching the same cluster.
  */
 #include "qemu/osdep.h"
+#include "block-test-util.h"
 #include "block/block_int.h"
 #include "qemu/aio.h"
 #include "qemu/trace-control.h"
@@ -108,30 +109,10 @@ static void fixture_setup(Fixture *f, const char *top_compat)
     create_qcow2(f->top, IMG_SIZE, "base.qcow2", top_compat);
 }
 
-/* Judge an image with qemu-img check when it is installed. */
-static void qemu_img_check(const char *path)
-{
-    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
-    g_autofree char *out = NULL, *err = NULL;
-    const char *argv[] = { "qemu-img", "check", "-f", "qcow2", path, NULL };
-    int status = -1;
-
-    if (!qemu_img) {
-        g_test_message("qemu-img not installed: skipping check of %s", path);
-        return;
-    }
-    argv[0] = qemu_img;
-    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
-                               &out, &err, &status, NULL));
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("qemu-img check %s failed:\n%s%s", path, out, err);
-    }
-}
-
 static void fixture_teardown(Fixture *f)
 {
-    qemu_img_check(f->top);
-    qemu_img_check(f->base);
+    block_test_qemu_img_check(f->top);
+    block_test_qemu_img_check(f->base);
     unlink(f->top);
     unlink(f->base);
     rmdir(f->dir);
@@ -480,7 +461,7 @@ static void test_guest_write_not_clobbered(void)
     }
     bdrv_root_unref_child(root);
     bdrv_unref(top);
-    qemu_img_check(path);
+    block_test_qemu_img_check(path);
     unlink(path);
     rmdir(dir);
 }
@@ -631,13 +612,7 @@ static void test_filter_node(void)
 
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-    qemu_init_main_loop();
-    bdrv_init();
-    if (g_getenv("QBLK_TEST_TRACE")) {
-        /* e.g. QBLK_TEST_TRACE='bdrv_co_copy_on_read*' to debug */
-        trace_enable_pattern(g_getenv("QBLK_TEST_TRACE"));
-    }
+    block_test_init(&argc, &argv);
     g_test_add_func("/copy-on-read/populates-top", test_populates_top);
     g_test_add_func("/copy-on-read/zero-range-becomes-zero-cluster",
                     test_zero_range);

@@ -8,6 +8,7 @@
  * granularity so that ranges cross 64-bit word boundaries.
  */
 #include "qemu/osdep.h"
+#include "block-test-util.h"
 #include "block/block_int.h"
 #include "block/dirty-bitmap.h"
 #include "qemu/aio.h"
@@ -319,12 +320,7 @@ static void test_truncate(void)
 
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-    qemu_init_main_loop();
-    bdrv_init();
-    if (g_getenv("QBLK_TEST_TRACE")) {
-        trace_enable_pattern(g_getenv("QBLK_TEST_TRACE"));
-    }
+    block_test_init(&argc, &argv);
     g_test_add_func("/dirty-bitmap/create/defaults-and-errors",
                     test_create_errors);
     g_test_add_func("/dirty-bitmap/set-reset/unaligned-ranges",

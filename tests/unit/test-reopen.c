@@ -9,6 +9,7 @@
  * duration (and restored), so a 0444 file really is read-only to us.
  */
 #include "qemu/osdep.h"
+#include "block-test-util.h"
 #include "block/block_int.h"
 #include "qemu/aio.h"
 #include "qemu/coroutine.h"
@@ -74,26 +75,6 @@ static BlockDriverState *open_image(const char *fmt, const char *path,
 
     qdict_put_str(opts, "driver", fmt);
     return bdrv_open(path, opts, flags, &error_abort);
-}
-
-/* Judge a qcow2 image with qemu-img check when it is installed. */
-static void qemu_img_check(const char *path)
-{
-    g_autofree char *qemu_img = g_find_program_in_path("qemu-img");
-    g_autofree char *out = NULL, *err = NULL;
-    const char *argv[] = { "qemu-img", "check", "-f", "qcow2", path, NULL };
-    int status = -1;
-
-    if (!qemu_img) {
-        g_test_message("qemu-img not installed: skipping check of %s", path);
-        return;
-    }
-    argv[0] = qemu_img;
-    g_assert_true(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL,
-                               &out, &err, &status, NULL));
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_error("qemu-img check %s failed:\n%s%s", path, out, err);
-    }
 }
 
 /* Write bytes of value v at offset through a root child of bs. */
@@ -186,7 +167,7 @@ static void test_qcow2_backing_rw_ro(void)
     check_pattern(bs, 0, 64 * KiB, 0);
     bdrv_unref(bs);
 
-    qemu_img_check(base);
+    block_test_qemu_img_check(base);
     bs = open_image("qcow2", base, 0);
     check_pattern(bs, 64 * KiB, 128 * KiB, 0xaa);
     bdrv_unref(bs);
@@ -266,7 +247,7 @@ static void test_permission_denied(void)
     check_pattern(bs, 0, 64 * KiB, 0x11);
     g_assert_cmpint(write_pattern(bs, 0, 512, 1), ==, -EPERM);
     bdrv_unref(bs);
-    qemu_img_check(img);
+    block_test_qemu_img_check(img);
     fixture_teardown(&f);
 }
 
@@ -294,13 +275,13 @@ static void test_qcow2_dirty_bit(void)
 
     g_assert_cmpint(bdrv_reopen_set_read_only(bs, true, &error_abort), ==, 0);
     g_assert_cmpuint(qcow2_disk_incompat(img) & 1, ==, 0);
-    qemu_img_check(img);
+    block_test_qemu_img_check(img);
     g_assert_cmpint(bdrv_reopen_set_read_only(bs, false, &error_abort),
                     ==, 0);
     g_assert_cmpint(write_pattern(bs, 256 * KiB, 64 * KiB, 0x78), ==, 0);
     check_pattern(bs, 0, 256 * KiB, 0x77);
     bdrv_unref(bs);
-    qemu_img_check(img);
+    block_test_qemu_img_check(img);
 
     bs = open_image("qcow2", crash, 0);
     g_assert_cmpuint(qcow2_disk_incompat(crash) & 1, ==, 1);
@@ -311,7 +292,7 @@ static void test_qcow2_dirty_bit(void)
     g_assert_cmpint(write_pattern(bs, 0, 64 * KiB, 0x79), ==, 0);
     check_pattern(bs, 0, 64 * KiB, 0x79);
     bdrv_unref(bs);
-    qemu_img_check(crash);
+    block_test_qemu_img_check(crash);
     fixture_teardown(&f);
 }
 
@@ -345,7 +326,7 @@ static void test_filter_passes_through(void)
     assert_mode(fmt, true);
     check_pattern(bs, 0, 64 * KiB, 0x42);
     bdrv_unref(bs);
-    qemu_img_check(img);
+    block_test_qemu_img_check(img);
     fixture_teardown(&f);
 }
 
@@ -433,18 +414,13 @@ static void test_in_flight(void)
         check_pattern(bs, i * 64 * KiB, 64 * KiB, 0x30 + i);
     }
     bdrv_unref(bs);
-    qemu_img_check(img);
+    block_test_qemu_img_check(img);
     fixture_teardown(&f);
 }
 
 int main(int argc, char **argv)
 {
-    g_test_init(&argc, &argv, NULL);
-    qemu_init_main_loop();
-    bdrv_init();
-    if (g_getenv("QBLK_TEST_TRACE")) {
-        trace_enable_pattern(g_getenv("QBLK_TEST_TRACE"));
-    }
+    block_test_init(&argc, &argv);
     g_test_add_func("/reopen/qcow2/backing-rw-then-ro",
                     test_qcow2_backing_rw_ro);
     g_test_add_func("/reopen/raw/rw-then-ro", test_raw_rw_ro);
