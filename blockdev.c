@@ -172,7 +172,9 @@ static bool blockdev_check_opts(QDict *opts, Error **errp)
                    driver);
         return false;
     }
-    if (drv->protocol && !qdict_haskey(opts, "filename")) {
+    /* Protocols with structured options (http's url) check their own. */
+    if (drv->protocol && !drv->bdrv_parse_filename &&
+        !qdict_haskey(opts, "filename")) {
         error_setg(errp, "Parameter 'filename' is missing");
         return false;
     }

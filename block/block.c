@@ -47,6 +47,9 @@ static const BlockDriver *const bdrv_drivers[] = {
     &bdrv_qcow2,
     &bdrv_copy_on_read,
     &bdrv_blkdebug,
+    &bdrv_http,
+    &bdrv_https,
+    &bdrv_nbd,
 };
 
 /* Every open node, for node-name lookup; main loop thread only. */
@@ -134,8 +137,9 @@ static const BlockDriver *bdrv_default_protocol(const char *filename,
     struct stat st;
 
     if (filename && path_has_protocol(filename)) {
+        /* "nbd+unix:" and "nbd+tcp:" are spellings of the nbd protocol */
         g_autofree char *prefix = g_strndup(filename,
-                                            strchr(filename, ':') - filename);
+                                            strcspn(filename, ":+"));
         const BlockDriver *drv = bdrv_find_format(prefix);
 
         if (!drv || !drv->protocol) {

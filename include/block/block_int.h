@@ -329,5 +329,8 @@ extern const BlockDriver bdrv_raw;
 extern const BlockDriver bdrv_qcow2;
 extern const BlockDriver bdrv_copy_on_read;
 extern const BlockDriver bdrv_blkdebug;
+extern const BlockDriver bdrv_http;
+extern const BlockDriver bdrv_https;
+extern const BlockDriver bdrv_nbd;
 
 #endif /* BLOCK_BLOCK_INT_H */

@@ -1,0 +1,548 @@
+/*
+ * HTTP(S) protocol driver (libcurl): read-only access to a remote image.
+ *
+ * State: one CURLM multi handle per node, driven by the main loop. libcurl
+ * tells us which sockets to watch (curl_sock_cb -> aio_set_fd_handler) and
+ * when to call it back (curl_timer_cb -> one QEMUTimer). Each read is a
+ * coroutine that adds one easy handle fetching a byte Range and yields
+ * until the loop sees that transfer finish, so several reads can be in
+ * flight at once. The image size comes from a blocking HEAD request at
+ * open time. A single readahead buffer (the last transfer, which fetched
+ * `readahead` bytes past what was asked) serves small sequential reads.
+ *
+ * Safety: everything runs on the main loop thread; libcurl is only called
+ * from there, and completions only set fields of the waiting request and
+ * wake its coroutine (entered later from a bottom half, never nested).
+ * The node is always read-only: writes are refused by the core.
+ */
+#include "qemu/osdep.h"
+#include <curl/curl.h>
+#include "block/block_int.h"
+#include "qemu/aio.h"
+#include "qemu/iov.h"
+#include "qemu/qdict.h"
+#include "trace.h"
+
+#define CURL_DEFAULT_READAHEAD (256 * 1024)
+#define CURL_DEFAULT_TIMEOUT   5     /* seconds, as QEMU */
+#define CURL_MAX_TIMEOUT       3600
+
+typedef struct BDRVCurlState {
+    char *url;
+    char *cookie;
+    bool sslverify;
+    int64_t readahead;
+    long timeout;
+    int64_t len;
+    CURLM *multi;
+    QEMUTimer *timer;
+    /* Readahead cache: bytes [cache_off, cache_off + cache_len). */
+    uint8_t *cache;
+    int64_t cache_off;
+    int64_t cache_len;
+} BDRVCurlState;
+
+/* One socket libcurl asked us to watch. */
+typedef struct CurlSocket {
+    BDRVCurlState *s;
+    curl_socket_t fd;
+} CurlSocket;
+
+/* One Range transfer; lives on the stack of the reading coroutine. */
+typedef struct CurlReq {
+    BDRVCurlState *s;
+    CURL *easy;
+    Coroutine *co;
+    int64_t offset;
+    int64_t bytes;
+    uint8_t *buf;          /* bytes bytes */
+    int64_t got;
+    bool done;
+    CURLcode result;
+    char errbuf[CURL_ERROR_SIZE];
+} CurlReq;
+
+static int curl_global_ready;
+
+/* Initialise libcurl once per process. Returns false with errp set. */
+static bool curl_init_once(Error **errp)
+{
+    if (!curl_global_ready) {
+        if (curl_global_init(CURL_GLOBAL_ALL) != CURLE_OK) {
+            error_setg(errp, "curl: could not initialise libcurl");
+            return false;
+        }
+        curl_global_ready = 1;
+    }
+    return true;
+}
+
+/* Options every easy handle of this node shares. */
+static void curl_setup_easy(BDRVCurlState *s, CURL *easy, char *errbuf)
+{
+    curl_easy_setopt(easy, CURLOPT_URL, s->url);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT, s->timeout);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, s->sslverify ? 1L : 0L);
+    curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, s->sslverify ? 2L : 0L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(easy, CURLOPT_USERAGENT, "qblk");
+    if (s->cookie) {
+        curl_easy_setopt(easy, CURLOPT_COOKIE, s->cookie);
+    }
+    errbuf[0] = '\0';
+}
+
+/* Human-readable reason for a failed transfer. */
+static const char *curl_reason(CURLcode code, const char *errbuf)
+{
+    return errbuf[0] ? errbuf : curl_easy_strerror(code);
+}
+
+/* ---- Main loop glue */
+
+static void curl_check_done(BDRVCurlState *s);
+
+/* fd became readable/writable: let libcurl make progress on it. */
+static void curl_sock_action(CurlSocket *cs, int what)
+{
+    BDRVCurlState *s = cs->s;   /* cs may be freed by the action */
+    int running;
+
+    curl_multi_socket_action(s->multi, cs->fd, what, &running);
+    curl_check_done(s);
+}
+
+/* aio fd handlers: forward readiness to libcurl. */
+static void curl_sock_read(void *opaque)
+{
+    curl_sock_action(opaque, CURL_CSELECT_IN);
+}
+
+static void curl_sock_write(void *opaque)
+{
+    curl_sock_action(opaque, CURL_CSELECT_OUT);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: (un)register fd with the main loop. */
+static int curl_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp,
+                        void *socketp)
+{
+    BDRVCurlState *s = userp;
+    CurlSocket *cs = socketp;
+
+    trace_curl_sock_cb(s, fd, what);
+    if (what == CURL_POLL_REMOVE) {
+        aio_set_fd_handler(fd, NULL, NULL, NULL);
+        g_free(cs);
+        curl_multi_assign(s->multi, fd, NULL);
+        return 0;
+    }
+    if (!cs) {
+        cs = g_new0(CurlSocket, 1);
+        cs->s = s;
+        cs->fd = fd;
+        curl_multi_assign(s->multi, fd, cs);
+    }
+    aio_set_fd_handler(fd,
+                       (what & CURL_POLL_IN) ? curl_sock_read : NULL,
+                       (what & CURL_POLL_OUT) ? curl_sock_write : NULL, cs);
+    return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: arm or cancel our one timer. */
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    BDRVCurlState *s = userp;
+
+    if (timeout_ms < 0) {
+        timer_del(s->timer);
+    } else {
+        timer_mod_ns(s->timer,
+                     qemu_clock_get_ns() + (int64_t)timeout_ms * 1000000);
+    }
+    return 0;
+}
+
+/* The timer fired: let libcurl handle its timeouts. */
+static void curl_timer_fire(void *opaque)
+{
+    BDRVCurlState *s = opaque;
+    int running;
+
+    curl_multi_socket_action(s->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    curl_check_done(s);
+}
+
+/* Collect finished transfers and wake their coroutines. */
+static void curl_check_done(BDRVCurlState *s)
+{
+    CURLMsg *msg;
+    int left;
+
+    while ((msg = curl_multi_info_read(s->multi, &left))) {
+        CurlReq *req = NULL;
+
+        if (msg->msg != CURLMSG_DONE) {
+            continue;
+        }
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&req);
+        req->result = msg->data.result;
+        curl_multi_remove_handle(s->multi, req->easy);
+        req->done = true;
+        aio_co_wake(req->co);
+    }
+}
+
+/* ---- Data path */
+
+/* CURLOPT_WRITEFUNCTION for Range transfers: fill req->buf, no further. */
+static size_t curl_range_write(char *ptr, size_t size, size_t nmemb,
+                               void *opaque)
+{
+    CurlReq *req = opaque;
+    size_t n = size * nmemb;
+    size_t room = req->bytes - req->got;
+
+    if (n > room) {
+        /* The server sent more than the range: it ignored the Range. */
+        return 0;
+    }
+    memcpy(req->buf + req->got, ptr, n);
+    req->got += n;
+    return n;
+}
+
+/*
+ * Fetch [offset, offset + bytes) into buf through the multi handle,
+ * yielding until done. Returns 0 or -EIO (reported with URL and reason).
+ */
+static int coroutine_fn curl_co_fetch(BDRVCurlState *s, int64_t offset,
+                                      int64_t bytes, uint8_t *buf)
+{
+    CurlReq req = { .s = s, .offset = offset, .bytes = bytes, .buf = buf };
+    char range[64];
+    long status = 0;
+    int ret = 0;
+
+    req.easy = curl_easy_init();
+    if (!req.easy) {
+        error_report("curl: could not create a transfer for '%s'", s->url);
+        return -ENOMEM;
+    }
+    req.co = qemu_coroutine_self();
+    curl_setup_easy(s, req.easy, req.errbuf);
+    snprintf(range, sizeof(range), "%lld-%lld", (long long)offset,
+             (long long)(offset + bytes - 1));
+    curl_easy_setopt(req.easy, CURLOPT_RANGE, range);
+    curl_easy_setopt(req.easy, CURLOPT_WRITEFUNCTION, curl_range_write);
+    curl_easy_setopt(req.easy, CURLOPT_WRITEDATA, &req);
+    curl_easy_setopt(req.easy, CURLOPT_PRIVATE, (char *)&req);
+    trace_curl_fetch(s, offset, bytes);
+    curl_multi_add_handle(s->multi, req.easy);
+    while (!req.done) {
+        qemu_coroutine_yield();
+    }
+    curl_easy_getinfo(req.easy, CURLINFO_RESPONSE_CODE, &status);
+    if (req.result != CURLE_OK) {
+        error_report("curl: reading '%s' at offset %lld failed: %s", s->url,
+                     (long long)offset, curl_reason(req.result, req.errbuf));
+        ret = -EIO;
+    } else if (status != 206 && status != 200) {
+        error_report("curl: reading '%s' at offset %lld failed: HTTP %ld",
+                     s->url, (long long)offset, status);
+        ret = -EIO;
+    } else if (req.got != bytes) {
+        error_report("curl: reading '%s' at offset %lld: short response "
+                     "(%lld of %lld bytes)", s->url, (long long)offset,
+                     (long long)req.got, (long long)bytes);
+        ret = -EIO;
+    }
+    trace_curl_fetch_done(s, offset, status, ret);
+    curl_easy_cleanup(req.easy);
+    return ret;
+}
+
+/*
+ * Read from the readahead buffer when it covers the request, else fetch
+ * the request plus `readahead` bytes (clipped at the end of the image)
+ * and keep that transfer as the new buffer.
+ */
+static int coroutine_fn curl_co_preadv(BlockDriverState *bs, int64_t offset,
+                                       int64_t bytes, QEMUIOVector *qiov,
+                                       BdrvRequestFlags flags)
+{
+    BDRVCurlState *s = bs->opaque;
+    int64_t want;
+    uint8_t *buf;
+    int ret;
+
+    trace_curl_co_preadv(bs, offset, bytes);
+    if (s->cache && offset >= s->cache_off &&
+        offset + bytes <= s->cache_off + s->cache_len) {
+        qemu_iovec_from_buf(qiov, 0, s->cache + (offset - s->cache_off),
+                            bytes);
+        return 0;
+    }
+    trace_curl_cache_miss(bs, offset, bytes);
+    want = MIN(bytes + s->readahead, s->len - offset);
+    buf = g_malloc(want);
+    ret = curl_co_fetch(s, offset, want, buf);
+    if (ret < 0) {
+        g_free(buf);
+        return ret;
+    }
+    qemu_iovec_from_buf(qiov, 0, buf, bytes);
+    /* Keep this transfer as the readahead buffer. */
+    g_free(s->cache);
+    s->cache = buf;
+    s->cache_off = offset;
+    s->cache_len = want;
+    return 0;
+}
+
+/* ---- Open: HEAD for the size and range support */
+
+typedef struct CurlHead {
+    bool ranges;
+} CurlHead;
+
+/* CURLOPT_HEADERFUNCTION: spot "Accept-Ranges: bytes". */
+static size_t curl_head_header(char *ptr, size_t size, size_t nmemb,
+                               void *opaque)
+{
+    CurlHead *h = opaque;
+    size_t n = size * nmemb;
+    static const char key[] = "accept-ranges:";
+
+    if (n > strlen(key) && !g_ascii_strncasecmp(ptr, key, strlen(key))) {
+        g_autofree char *val = g_strndup(ptr + strlen(key),
+                                         n - strlen(key));
+
+        if (strstr(g_strstrip(val), "bytes")) {
+            h->ranges = true;
+        }
+    }
+    return n;
+}
+
+/* Blocking HEAD request: sets s->len. Returns 0 or -errno with errp set. */
+static int curl_probe_size(BDRVCurlState *s, Error **errp)
+{
+    CURL *easy = curl_easy_init();
+    char errbuf[CURL_ERROR_SIZE];
+    CurlHead head = { 0 };
+    curl_off_t len = -1;
+    long status = 0;
+    CURLcode code;
+    int ret = 0;
+
+    if (!easy) {
+        error_setg(errp, "curl initialisation failed");
+        return -ENOMEM;
+    }
+    curl_setup_easy(s, easy, errbuf);
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, curl_head_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &head);
+    code = curl_easy_perform(easy);
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
+    trace_curl_head(s, s->url, status, (long long)len);
+    if (code != CURLE_OK) {
+        error_setg(errp, "%s", curl_reason(code, errbuf));
+        ret = -EIO;
+    } else if (status >= 400) {
+        error_setg(errp, "HTTP %ld", status);
+        ret = status == 404 ? -ENOENT : status == 403 ? -EACCES : -EIO;
+    } else if (len < 0) {
+        error_setg(errp, "the server did not report the size "
+                   "(no Content-Length)");
+        ret = -EIO;
+    } else if (!head.ranges) {
+        error_setg(errp, "the server does not support byte ranges "
+                   "(no 'Accept-Ranges: bytes')");
+        ret = -ENOTSUP;
+    } else {
+        s->len = len;
+    }
+    curl_easy_cleanup(easy);
+    return ret;
+}
+
+/* ---- Options */
+
+/* "http://..." / "https://...": the whole name is the URL. */
+static void curl_parse_filename(const char *filename, QDict *options,
+                                Error **errp)
+{
+    qdict_put_str(options, "url", filename);
+}
+
+/* Consume the driver's options into s. Returns false with errp set. */
+static bool curl_take_options(BlockDriverState *bs, BDRVCurlState *s,
+                              QDict *options, Error **errp)
+{
+    bool https = !strcmp(bs->drv->format_name, "https");
+    const char *url = qdict_get_try_str(options, "url");
+    const char *cookie = qdict_get_try_str(options, "cookie");
+    uint64_t readahead, timeout;
+
+    if (!url) {
+        url = qdict_get_try_str(options, "filename");
+    }
+    if (!url) {
+        error_setg(errp, "The '%s' block driver requires a 'url' option",
+                   bs->drv->format_name);
+        return false;
+    }
+    if (!g_str_has_prefix(url, https ? "https://" : "http://")) {
+        error_setg(errp, "Invalid URL '%s' for the %s driver", url,
+                   bs->drv->format_name);
+        return false;
+    }
+    if (!qdict_get_size(options, "readahead", CURL_DEFAULT_READAHEAD,
+                        &readahead, errp) ||
+        !qdict_get_uint(options, "timeout", CURL_DEFAULT_TIMEOUT, &timeout,
+                        errp) ||
+        !qdict_get_bool(options, "sslverify", true, &s->sslverify, errp)) {
+        return false;
+    }
+    if (https == false && qdict_haskey(options, "sslverify")) {
+        error_setg(errp, "Option 'sslverify' is only valid for https");
+        return false;
+    }
+    if (readahead % 512 || readahead > INT32_MAX) {
+        error_setg(errp, "HTTP readahead size must be a multiple of 512 "
+                   "bytes and at most 2 GiB");
+        return false;
+    }
+    if (timeout == 0 || timeout > CURL_MAX_TIMEOUT) {
+        error_setg(errp, "timeout must be between 1 and %d seconds",
+                   CURL_MAX_TIMEOUT);
+        return false;
+    }
+    s->url = g_strdup(url);
+    s->cookie = g_strdup(cookie);
+    s->readahead = readahead;
+    s->timeout = timeout;
+    qdict_del(options, "url");
+    qdict_del(options, "filename");
+    qdict_del(options, "cookie");
+    qdict_del(options, "readahead");
+    qdict_del(options, "timeout");
+    qdict_del(options, "sslverify");
+    return true;
+}
+
+/* Free everything curl_open set up; safe on a half-opened node. */
+static void curl_close(BlockDriverState *bs)
+{
+    BDRVCurlState *s = bs->opaque;
+
+    if (s->multi) {
+        curl_multi_cleanup(s->multi);
+    }
+    if (s->timer) {
+        timer_del(s->timer);
+        timer_free(s->timer);
+    }
+    g_free(s->cache);
+    g_free(s->url);
+    g_free(s->cookie);
+}
+
+/*
+ * Take the options, HEAD the URL for size and range support, then set up
+ * the multi handle the reads share. The node is always read-only.
+ */
+static int curl_open(BlockDriverState *bs, QDict *options, int flags,
+                     Error **errp)
+{
+    BDRVCurlState *s = bs->opaque;
+    int ret;
+
+    if (!curl_init_once(errp) || !curl_take_options(bs, s, options, errp)) {
+        return -EINVAL;
+    }
+    g_strlcpy(bs->filename, s->url, sizeof(bs->filename));
+    trace_curl_open(bs, s->url, (long long)s->readahead, (int)s->timeout);
+    ret = curl_probe_size(s, errp);
+    if (ret < 0) {
+        curl_close(bs);
+        return ret;
+    }
+    /* HTTP is read-only: behave like auto-read-only, writes get EPERM. */
+    bs->read_only = true;
+    bs->total_bytes = s->len;
+    s->timer = timer_new_ns(curl_timer_fire, s);
+    s->multi = curl_multi_init();
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_SOCKETDATA, s);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+    curl_multi_setopt(s->multi, CURLMOPT_TIMERDATA, s);
+    return 0;
+}
+
+/* The size the HEAD request reported at open. */
+static int64_t curl_getlength(BlockDriverState *bs)
+{
+    BDRVCurlState *s = bs->opaque;
+
+    return s->len;
+}
+
+/* Byte-granular; cap a transfer (plus readahead) at 64 MiB. */
+static void curl_refresh_limits(BlockDriverState *bs, Error **errp)
+{
+    bs->bl.request_alignment = 1;
+    bs->bl.max_transfer = 64 * 1024 * 1024;
+}
+
+/* Everything is data (no sparseness information over HTTP). */
+static int coroutine_fn curl_co_block_status(BlockDriverState *bs,
+                                             bool want_zero, int64_t offset,
+                                             int64_t bytes, int64_t *pnum,
+                                             int64_t *map,
+                                             BlockDriverState **file)
+{
+    *pnum = bytes;
+    *map = offset;
+    *file = bs;
+    return BDRV_BLOCK_DATA | BDRV_BLOCK_OFFSET_VALID;
+}
+
+/* Nothing to flush: the node never holds dirty data. */
+static int coroutine_fn curl_co_flush(BlockDriverState *bs)
+{
+    return 0;
+}
+
+const BlockDriver bdrv_http = {
+    .format_name = "http",
+    .instance_size = sizeof(BDRVCurlState),
+    .protocol = true,
+    .bdrv_parse_filename = curl_parse_filename,
+    .bdrv_open = curl_open,
+    .bdrv_close = curl_close,
+    .bdrv_refresh_limits = curl_refresh_limits,
+    .bdrv_co_preadv = curl_co_preadv,
+    .bdrv_co_flush_to_disk = curl_co_flush,
+    .bdrv_co_block_status = curl_co_block_status,
+    .bdrv_getlength = curl_getlength,
+};
+
+const BlockDriver bdrv_https = {
+    .format_name = "https",
+    .instance_size = sizeof(BDRVCurlState),
+    .protocol = true,
+    .bdrv_parse_filename = curl_parse_filename,
+    .bdrv_open = curl_open,
+    .bdrv_close = curl_close,
+    .bdrv_refresh_limits = curl_refresh_limits,
+    .bdrv_co_preadv = curl_co_preadv,
+    .bdrv_co_flush_to_disk = curl_co_flush,
+    .bdrv_co_block_status = curl_co_block_status,
+    .bdrv_getlength = curl_getlength,
+};
