@@ -519,30 +519,21 @@ static int coroutine_fn curl_co_flush(BlockDriverState *bs)
     return 0;
 }
 
-const BlockDriver bdrv_http = {
-    .format_name = "http",
-    .instance_size = sizeof(BDRVCurlState),
-    .protocol = true,
-    .bdrv_parse_filename = curl_parse_filename,
-    .bdrv_open = curl_open,
-    .bdrv_close = curl_close,
-    .bdrv_refresh_limits = curl_refresh_limits,
-    .bdrv_co_preadv = curl_co_preadv,
-    .bdrv_co_flush_to_disk = curl_co_flush,
-    .bdrv_co_block_status = curl_co_block_status,
-    .bdrv_getlength = curl_getlength,
-};
+/* http and https differ only in their name (and https's sslverify). */
+#define CURL_DRIVER(name)                                   \
+    {                                                       \
+        .format_name = (name),                              \
+        .instance_size = sizeof(BDRVCurlState),             \
+        .protocol = true,                                   \
+        .bdrv_parse_filename = curl_parse_filename,         \
+        .bdrv_open = curl_open,                             \
+        .bdrv_close = curl_close,                           \
+        .bdrv_refresh_limits = curl_refresh_limits,         \
+        .bdrv_co_preadv = curl_co_preadv,                   \
+        .bdrv_co_flush_to_disk = curl_co_flush,             \
+        .bdrv_co_block_status = curl_co_block_status,       \
+        .bdrv_getlength = curl_getlength,                   \
+    }
 
-const BlockDriver bdrv_https = {
-    .format_name = "https",
-    .instance_size = sizeof(BDRVCurlState),
-    .protocol = true,
-    .bdrv_parse_filename = curl_parse_filename,
-    .bdrv_open = curl_open,
-    .bdrv_close = curl_close,
-    .bdrv_refresh_limits = curl_refresh_limits,
-    .bdrv_co_preadv = curl_co_preadv,
-    .bdrv_co_flush_to_disk = curl_co_flush,
-    .bdrv_co_block_status = curl_co_block_status,
-    .bdrv_getlength = curl_getlength,
-};
+const BlockDriver bdrv_http = CURL_DRIVER("http");
+const BlockDriver bdrv_https = CURL_DRIVER("https");
