@@ -77,49 +77,6 @@ typedef struct BDRVNBDState {
 
 /* ---- Wire helpers */
 
-/* Big-endian stores and loads on unaligned wire buffers. */
-static void nbd_put16(uint8_t *p, uint16_t v)
-{
-    v = htobe16(v);
-    memcpy(p, &v, 2);
-}
-
-static void nbd_put32(uint8_t *p, uint32_t v)
-{
-    v = htobe32(v);
-    memcpy(p, &v, 4);
-}
-
-static void nbd_put64(uint8_t *p, uint64_t v)
-{
-    v = htobe64(v);
-    memcpy(p, &v, 8);
-}
-
-static uint16_t nbd_get16(const uint8_t *p)
-{
-    uint16_t v;
-
-    memcpy(&v, p, 2);
-    return be16toh(v);
-}
-
-static uint32_t nbd_get32(const uint8_t *p)
-{
-    uint32_t v;
-
-    memcpy(&v, p, 4);
-    return be32toh(v);
-}
-
-static uint64_t nbd_get64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, 8);
-    return be64toh(v);
-}
-
 /* Host errno for an NBD wire error number. */
 static int nbd_errno_to_host(uint32_t err)
 {
@@ -241,9 +198,9 @@ static int nbd_send_option(int fd, uint32_t opt, const void *data,
     uint8_t hdr[16];
     int ret;
 
-    nbd_put64(hdr, NBD_OPTS_MAGIC);
-    nbd_put32(hdr + 8, opt);
-    nbd_put32(hdr + 12, len);
+    stbe64_p(hdr, NBD_OPTS_MAGIC);
+    stbe32_p(hdr + 8, opt);
+    stbe32_p(hdr + 12, len);
     ret = nbd_write_all(fd, hdr, sizeof(hdr));
     if (ret == 0 && len) {
         ret = nbd_write_all(fd, data, len);
@@ -267,9 +224,9 @@ static int nbd_recv_option_reply(BDRVNBDState *s, uint32_t opt,
                          s->desc);
         return ret;
     }
-    *type = nbd_get32(hdr + 12);
-    *len = nbd_get32(hdr + 16);
-    if (nbd_get64(hdr) != NBD_REP_MAGIC || nbd_get32(hdr + 8) != opt ||
+    *type = ldbe32_p(hdr + 12);
+    *len = ldbe32_p(hdr + 16);
+    if (ldbe64_p(hdr) != NBD_REP_MAGIC || ldbe32_p(hdr + 8) != opt ||
         *len > NBD_MAX_OPTION_LEN) {
         error_setg(errp, "Invalid option reply from '%s'", s->desc);
         return -EPROTO;
@@ -313,10 +270,10 @@ static int nbd_negotiate_meta(BDRVNBDState *s, Error **errp)
     g_autofree uint8_t *buf = g_malloc(4 + nlen + 4 + 4 + qlen);
     int ret;
 
-    nbd_put32(buf, nlen);
+    stbe32_p(buf, nlen);
     memcpy(buf + 4, s->export, nlen);
-    nbd_put32(buf + 4 + nlen, 1);
-    nbd_put32(buf + 8 + nlen, qlen);
+    stbe32_p(buf + 4 + nlen, 1);
+    stbe32_p(buf + 8 + nlen, qlen);
     memcpy(buf + 12 + nlen, query, qlen);
     ret = nbd_send_option(s->fd, NBD_OPT_SET_META_CONTEXT, buf,
                           12 + nlen + qlen);
@@ -336,7 +293,7 @@ static int nbd_negotiate_meta(BDRVNBDState *s, Error **errp)
         if (type == NBD_REP_META_CONTEXT && len > 4 &&
             !strcmp((char *)data + 4, query)) {
             s->has_meta = true;
-            s->meta_id = nbd_get32(data);
+            s->meta_id = ldbe32_p(data);
         } else if (type != NBD_REP_META_CONTEXT) {
             return 0;           /* ACK or an error: done either way */
         }
@@ -346,14 +303,14 @@ static int nbd_negotiate_meta(BDRVNBDState *s, Error **errp)
 /* Parse one NBD_REP_INFO payload into s. */
 static void nbd_parse_info(BDRVNBDState *s, const uint8_t *data, uint32_t len)
 {
-    uint16_t info = len >= 2 ? nbd_get16(data) : 0xffff;
+    uint16_t info = len >= 2 ? ldbe16_p(data) : 0xffff;
 
     if (info == NBD_INFO_EXPORT && len >= 12) {
-        s->size = nbd_get64(data + 2);
-        s->eflags = nbd_get16(data + 10);
+        s->size = ldbe64_p(data + 2);
+        s->eflags = ldbe16_p(data + 10);
     } else if (info == NBD_INFO_BLOCK_SIZE && len >= 14) {
-        s->min_block = nbd_get32(data + 2);
-        s->max_block = nbd_get32(data + 10);
+        s->min_block = ldbe32_p(data + 2);
+        s->max_block = ldbe32_p(data + 10);
     }
 }
 
@@ -364,10 +321,10 @@ static int nbd_negotiate_go(BDRVNBDState *s, Error **errp)
     g_autofree uint8_t *buf = g_malloc(4 + nlen + 4);
     int ret;
 
-    nbd_put32(buf, nlen);
+    stbe32_p(buf, nlen);
     memcpy(buf + 4, s->export, nlen);
-    nbd_put16(buf + 4 + nlen, 1);
-    nbd_put16(buf + 6 + nlen, NBD_INFO_BLOCK_SIZE);
+    stbe16_p(buf + 4 + nlen, 1);
+    stbe16_p(buf + 6 + nlen, NBD_INFO_BLOCK_SIZE);
     ret = nbd_send_option(s->fd, NBD_OPT_GO, buf, 8 + nlen);
     if (ret < 0) {
         error_setg_errno(errp, -ret, "Failed to send option to '%s'", s->desc);
@@ -415,19 +372,19 @@ static int nbd_handshake(BDRVNBDState *s, Error **errp)
                          s->desc);
         return ret;
     }
-    if (nbd_get64(hello) != NBD_INIT_MAGIC ||
-        nbd_get64(hello + 8) != NBD_OPTS_MAGIC) {
+    if (ldbe64_p(hello) != NBD_INIT_MAGIC ||
+        ldbe64_p(hello + 8) != NBD_OPTS_MAGIC) {
         error_setg(errp, "'%s' is not a newstyle NBD server (not supported)",
                    s->desc);
         return -EPROTO;
     }
-    hflags = nbd_get16(hello + 16);
+    hflags = ldbe16_p(hello + 16);
     if (!(hflags & NBD_FLAG_FIXED_NEWSTYLE)) {
         error_setg(errp, "'%s' does not support fixed newstyle NBD "
                    "(not supported)", s->desc);
         return -EPROTO;
     }
-    nbd_put32(cflags, NBD_FLAG_C_FIXED_NEWSTYLE |
+    stbe32_p(cflags, NBD_FLAG_C_FIXED_NEWSTYLE |
               (hflags & NBD_FLAG_NO_ZEROES ? NBD_FLAG_C_NO_ZEROES : 0));
     ret = nbd_write_all(s->fd, cflags, sizeof(cflags));
     if (ret < 0) {
@@ -566,8 +523,8 @@ static int coroutine_fn nbd_co_recv_into(BDRVNBDState *s, NBDClientSlot *slot,
 static int coroutine_fn nbd_co_simple_reply(BDRVNBDState *s,
                                             const uint8_t *hdr)
 {
-    uint32_t err = nbd_get32(hdr + 4);
-    uint64_t cookie = nbd_get64(hdr + 8);
+    uint32_t err = ldbe32_p(hdr + 4);
+    uint64_t cookie = ldbe64_p(hdr + 8);
     NBDClientSlot *slot;
     int ret = 0;
 
@@ -590,8 +547,8 @@ static int nbd_apply_chunk(BDRVNBDState *s, NBDClientSlot *slot,
                            uint16_t type, const uint8_t *data, uint32_t len)
 {
     if (type == NBD_REPLY_TYPE_OFFSET_HOLE && len == 12) {
-        uint64_t off = nbd_get64(data);
-        uint32_t hlen = nbd_get32(data + 8);
+        uint64_t off = ldbe64_p(data);
+        uint32_t hlen = ldbe32_p(data + 8);
 
         if (!slot->qiov || off < slot->offset ||
             off - slot->offset + hlen > slot->qiov->size) {
@@ -599,14 +556,14 @@ static int nbd_apply_chunk(BDRVNBDState *s, NBDClientSlot *slot,
         }
         qemu_iovec_memset(slot->qiov, off - slot->offset, 0, hlen);
     } else if (type == NBD_REPLY_TYPE_BLOCK_STATUS && len >= 12) {
-        if (nbd_get32(data) == s->meta_id && !slot->got_extent) {
+        if (ldbe32_p(data) == s->meta_id && !slot->got_extent) {
             slot->got_extent = true;
-            slot->ext_len = nbd_get32(data + 4);
-            slot->ext_flags = nbd_get32(data + 8);
+            slot->ext_len = ldbe32_p(data + 4);
+            slot->ext_flags = ldbe32_p(data + 8);
         }
     } else if ((type == NBD_REPLY_TYPE_ERROR ||
                 type == NBD_REPLY_TYPE_ERROR_OFFSET) && len >= 6) {
-        uint32_t err = nbd_get32(data);
+        uint32_t err = ldbe32_p(data);
 
         trace_nbd_client_error_chunk(s->desc, err);
         slot->ret = slot->ret ? slot->ret : -nbd_errno_to_host(err);
@@ -619,9 +576,9 @@ static int nbd_apply_chunk(BDRVNBDState *s, NBDClientSlot *slot,
 /* Handle a structured chunk whose 20-byte header is hdr. */
 static int coroutine_fn nbd_co_chunk(BDRVNBDState *s, const uint8_t *hdr)
 {
-    uint16_t flags = nbd_get16(hdr + 4), type = nbd_get16(hdr + 6);
-    uint64_t cookie = nbd_get64(hdr + 8);
-    uint32_t len = nbd_get32(hdr + 16);
+    uint16_t flags = ldbe16_p(hdr + 4), type = ldbe16_p(hdr + 6);
+    uint64_t cookie = ldbe64_p(hdr + 8);
+    uint32_t len = ldbe32_p(hdr + 16);
     NBDClientSlot *slot;
     g_autofree uint8_t *data = NULL;
     int ret;
@@ -639,7 +596,7 @@ static int coroutine_fn nbd_co_chunk(BDRVNBDState *s, const uint8_t *hdr)
         if (ret < 0) {
             return ret;
         }
-        off = nbd_get64(offb);
+        off = ldbe64_p(offb);
         if (off < slot->offset) {
             return -EPROTO;
         }
@@ -673,10 +630,10 @@ static void coroutine_fn nbd_co_reader(void *opaque)
         if (ret < 0) {
             break;
         }
-        if (nbd_get32(hdr) == NBD_SIMPLE_REPLY_MAGIC) {
+        if (ldbe32_p(hdr) == NBD_SIMPLE_REPLY_MAGIC) {
             ret = nbd_client_co_recv(s, hdr + 4, NBD_SIMPLE_REPLY_SIZE - 4);
             ret = ret < 0 ? ret : nbd_co_simple_reply(s, hdr);
-        } else if (nbd_get32(hdr) == NBD_STRUCTURED_REPLY_MAGIC &&
+        } else if (ldbe32_p(hdr) == NBD_STRUCTURED_REPLY_MAGIC &&
                    s->structured) {
             ret = nbd_client_co_recv(s, hdr + 4, NBD_CHUNK_HEADER_SIZE - 4);
             ret = ret < 0 ? ret : nbd_co_chunk(s, hdr);
@@ -713,12 +670,12 @@ static int coroutine_fn nbd_co_send_request(BDRVNBDState *s, int i,
     uint8_t req[NBD_REQUEST_SIZE];
     int ret;
 
-    nbd_put32(req, NBD_REQUEST_MAGIC);
-    nbd_put16(req + 4, flags);
-    nbd_put16(req + 6, slot->cmd);
-    nbd_put64(req + 8, i);
-    nbd_put64(req + 16, slot->offset);
-    nbd_put32(req + 24, slot->bytes);
+    stbe32_p(req, NBD_REQUEST_MAGIC);
+    stbe16_p(req + 4, flags);
+    stbe16_p(req + 6, slot->cmd);
+    stbe64_p(req + 8, i);
+    stbe64_p(req + 16, slot->offset);
+    stbe32_p(req + 24, slot->bytes);
     qemu_co_mutex_lock(&s->send_lock);
     ret = s->broken ? s->broken : nbd_client_co_send(s, req, sizeof(req));
     for (int k = 0; ret == 0 && qiov && k < qiov->niov; k++) {
@@ -1063,8 +1020,8 @@ static void nbd_close(BlockDriverState *bs)
 
     s->quit = true;
     if (!s->broken) {
-        nbd_put32(req, NBD_REQUEST_MAGIC);
-        nbd_put16(req + 6, NBD_CMD_DISC);
+        stbe32_p(req, NBD_REQUEST_MAGIC);
+        stbe16_p(req + 6, NBD_CMD_DISC);
         (void)!send(s->fd, req, sizeof(req), MSG_NOSIGNAL);
     }
     if (s->reader && s->reader_parked) {
