@@ -256,6 +256,7 @@ void *block_job_create(const char *job_id, const BlockJobDriver *driver,
     trace_block_job_create(job, job->job.id ? job->job.id : "",
                            bdrv_get_node_name(bs), (long long)speed);
 
+    job->io_error_seq = bdrv_io_error_seq();
     if (!block_job_add_bdrv(job, bs, errp)) {
         goto fail;
     }
@@ -498,4 +499,18 @@ void qmp_block_job_dismiss(const char *id, Error **errp)
     if (job) {
         job_dismiss(&job->job, errp);
     }
+}
+
+int block_job_finish_run(BlockJob *job, int ret, Error **errp)
+{
+    char *msg;
+
+    if (ret >= 0 || ret == -ECANCELED || !errp || *errp) {
+        return ret;
+    }
+    msg = bdrv_io_error_message(job->root ? job->root->bs : NULL, ret,
+                                job->io_error_seq);
+    error_setg(errp, "%s", msg);
+    g_free(msg);
+    return ret;
 }

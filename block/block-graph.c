@@ -222,3 +222,25 @@ void bdrv_count_parents(BlockDriverState *bs, int *node_parents,
         *root_parents = roots;
     }
 }
+
+/* Depth-first maximum of parallel_requests (a DAG: depth bounds it). */
+static uint32_t bdrv_parallel_hint_below(BlockDriverState *bs, int depth)
+{
+    uint32_t best = bs->bl.parallel_requests;
+    GSList *l;
+
+    if (depth > 64) {
+        return best;
+    }
+    for (l = bs->children; l; l = l->next) {
+        BdrvChild *c = l->data;
+
+        best = MAX(best, bdrv_parallel_hint_below(c->bs, depth + 1));
+    }
+    return best;
+}
+
+uint32_t bdrv_chain_parallel_hint(BlockDriverState *bs)
+{
+    return bs ? bdrv_parallel_hint_below(bs, 0) : 0;
+}

@@ -50,6 +50,7 @@ static const BlockDriver *const bdrv_drivers[] = {
     &bdrv_http,
     &bdrv_https,
     &bdrv_nbd,
+    &bdrv_blklogwrites,
 };
 
 /* Every open node, for node-name lookup; main loop thread only. */
@@ -246,6 +247,7 @@ static void bdrv_free_node(BlockDriverState *bs)
     all_nodes = g_list_remove(all_nodes, bs);
     g_free(bs->opaque);
     g_free(bs->full_backing_filename);
+    g_free(bs->io_error_detail);
     if (bs->options) {
         qdict_unref(bs->options);
     }

@@ -769,7 +769,7 @@ static int coroutine_fn commit_active_run(Job *job, Error **errp)
     if (ret == 0 && job_is_cancelled(job)) {
         ret = -ECANCELED;
     }
-    return ret;
+    return block_job_finish_run(&s->common, ret, errp);
 }
 
 /* .resume: time spent paused is no stall. */

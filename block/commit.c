@@ -280,7 +280,7 @@ static int coroutine_fn commit_run(Job *job, Error **errp)
     trace_commit_run(s, s->top, s->base, len);
     ret = block_job_copier_co_walk(&s->copier, len);
     trace_commit_run_done(s, ret, job_is_cancelled(job));
-    return ret;
+    return block_job_finish_run(&s->common, ret, errp);
 }
 
 /*

@@ -198,7 +198,7 @@ static int coroutine_fn stream_run(Job *job, Error **errp)
     s->checkpoint_ns = qemu_clock_get_ns();
     ret = block_job_copier_co_walk(&s->copier, len);
     trace_stream_run_done(s, ret, job_is_cancelled(job));
-    return ret;
+    return block_job_finish_run(&s->common, ret, errp);
 }
 
 /* ---- Finalization */

@@ -156,6 +156,12 @@ BlockDriverState *bdrv_find_backing_image(BlockDriverState *bs,
  * the node it filters; NULL at the bottom.
  */
 BlockDriverState *bdrv_chain_next(const BlockDriverState *bs);
+/*
+ * The largest BlockLimits.parallel_requests of bs and every node below
+ * it (children and backing chain): how many requests a job or prefetch
+ * reading through bs should keep in flight; 0 if no node asks for more.
+ */
+uint32_t bdrv_chain_parallel_hint(BlockDriverState *bs);
 /* True if node is bs or below it in bs's chain. */
 bool bdrv_chain_contains(const BlockDriverState *bs,
                          const BlockDriverState *node);
@@ -441,5 +447,29 @@ const char *bdrv_probe_format(const char *filename, Error **errp);
 
 /* Registered drivers are listed here once (block/block.c). */
 void bdrv_init(void);
+
+/*
+ * I/O error details (block/io-error.c). Data-path callers only see
+ * -errno; a driver that knows more (the URL or server that failed, the
+ * HTTP status) notes it on its node, and whoever reports the failure to
+ * a user (a block job's error, a tool) adds it to the errno text, so a
+ * user never sees a bare "Input/output error".
+ */
+/* Record fmt... as bs's latest I/O failure detail (replaces the old). */
+void bdrv_note_io_error(BlockDriverState *bs, const char *fmt, ...)
+    G_GNUC_PRINTF(2, 3);
+/* The sequence number the next note will exceed (take it at a start). */
+uint64_t bdrv_io_error_seq(void);
+/*
+ * The most recent detail noted after seq on bs or any node below it
+ * (children, backing chain), or NULL. Valid until the next note or
+ * until that node goes away.
+ */
+const char *bdrv_find_io_error_detail(BlockDriverState *bs, uint64_t seq);
+/*
+ * A user-facing message for failure ret: g_strerror(-ret), followed by
+ * " (detail)" when bs's subtree noted one after seq. g_free() it.
+ */
+char *bdrv_io_error_message(BlockDriverState *bs, int ret, uint64_t seq);
 
 #endif /* BLOCK_BLOCK_H */

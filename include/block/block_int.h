@@ -34,6 +34,13 @@ typedef struct BlockLimits {
     int64_t max_pwrite_zeroes;    /* 0 = unlimited */
     int64_t pdiscard_alignment;   /* 0 = request_alignment */
     int64_t max_pdiscard;         /* 0 = unlimited */
+    /*
+     * Requests in flight this node serves well at once: protocol drivers
+     * of remote servers (NBD, HTTP) set it so that jobs and prefetch
+     * keep enough data in flight to hide the round trip; 0 = no
+     * preference (local storage). Read with bdrv_chain_parallel_hint().
+     */
+    uint32_t parallel_requests;
 } BlockLimits;
 
 /* The role a child plays for its parent. */
@@ -221,6 +228,13 @@ struct BlockDriverState {
     bool implicit;
     /* The format was probed, not named by the user (raw warns on write). */
     bool probed;
+    /*
+     * The driver's words for its latest I/O failure (bdrv_note_io_error,
+     * block/io-error.c), e.g. which server refused what; NULL if none.
+     * io_error_seq orders notes of all nodes (larger = later).
+     */
+    char *io_error_detail;
+    uint64_t io_error_seq;
 
     /*
      * Request tracking (block/io.c); all zero on a new node. Requests are
@@ -332,5 +346,6 @@ extern const BlockDriver bdrv_blkdebug;
 extern const BlockDriver bdrv_http;
 extern const BlockDriver bdrv_https;
 extern const BlockDriver bdrv_nbd;
+extern const BlockDriver bdrv_blklogwrites;
 
 #endif /* BLOCK_BLOCK_INT_H */

@@ -45,6 +45,7 @@ struct BlockJob {
     GSList *nodes;              /* BlockDriverState * blocked by the job */
     Error *blocker;             /* "block device is in use by block job: T" */
     struct BlockJobCopier *copier;  /* its copy engine (job-copy.h), if any */
+    uint64_t io_error_seq;      /* bdrv_io_error_seq() at creation */
 };
 
 /*
@@ -62,6 +63,13 @@ void *block_job_create(const char *job_id, const BlockJobDriver *driver,
  * freed). Fails with QEMU's busy message if another job holds bs.
  */
 bool block_job_add_bdrv(BlockJob *job, BlockDriverState *bs, Error **errp);
+/*
+ * The end of a run(): returns ret; a failure other than -ECANCELED sets
+ * *errp (if not set yet) to the errno text plus the detail a driver
+ * noted below the job's node since the job was created (the server or
+ * URL that failed), e.g. "Input/output error (nbd://h:1/x: ...)".
+ */
+int block_job_finish_run(BlockJob *job, int ret, Error **errp);
 /* Unblock every node the job holds (before graph changes in prepare). */
 void block_job_remove_all_bdrv(BlockJob *job);
 

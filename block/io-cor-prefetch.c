@@ -1,0 +1,2 @@
+/* PLACEHOLDER: being written (issue 7). */
+typedef int qblk_placeholder_unused;
