@@ -18,6 +18,8 @@
  */
 #include "qemu/osdep.h"
 #include "block/block.h"
+#include "block/block_int.h"
+#include "qemu/qdict.h"
 #include "block/commit.h"
 #include "qemu/coroutine.h"
 #include "qblk-img.h"
@@ -297,8 +299,22 @@ static BdrvChild *img_commit_open_base(BlockDriverState *top,
     g_autofree char *fmt = g_strdup(bdrv_get_format_name(base));
     BlockDriverState *above = img_node_above(top, base);
     Error *err = NULL;
-    BdrvChild *child = img_open_err(name, fmt, false, flags | BDRV_O_RDWR,
-                                    &err);
+    BdrvChild *child;
+
+    if (base->explicit_options &&
+        qdict_has_prefixed_entries(base->explicit_options, "file.")) {
+        /* Built from --image-opts backing.*: keep its nodes (filters). */
+        QDict *opts = qdict_clone(base->explicit_options);
+        BlockDriverState *bs;
+
+        if (!qdict_haskey(opts, "driver")) {
+            qdict_put_str(opts, "driver", fmt);
+        }
+        bs = bdrv_open(NULL, opts, flags | BDRV_O_RDWR, &err);
+        child = bs ? img_attach(bs, &err) : NULL;
+    } else {
+        child = img_open_err(name, fmt, false, flags | BDRV_O_RDWR, &err);
+    }
 
     if (!child) {
         img_report_err(err, "Could not open '%s' read-write: ", name);

@@ -29,6 +29,7 @@
 #include "qemu/aio.h"
 #include "qemu/keyval.h"
 #include "qemu/trace-control.h"
+#include "qemu/job-progress.h"
 #include "block/block.h"
 #include "block/block_int.h"
 #include "qblk-img.h"
@@ -427,6 +428,8 @@ void img_progress_init(bool enabled, float min_step)
 
 void img_progress_print(float percent)
 {
+    g_autofree char *line = NULL;
+
     if (!img_progress.enabled) {
         return;
     }
@@ -435,7 +438,9 @@ void img_progress_print(float percent)
         return;
     }
     img_progress.last = percent;
-    printf("    (%3.2f/100%%)\r", percent);
+    /* The bytes come from the formatter HMP's job lines share. */
+    line = job_progress_img_line(percent);
+    fputs(line, stdout);
     fflush(stdout);
 }
 

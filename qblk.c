@@ -45,6 +45,7 @@
 #include "monitor/monitor.h"
 #include "nbd/nbd.h"
 #include "sysemu/blockdev.h"
+#include "qemu/secret.h"
 #include "sysemu/runstate.h"
 #include "trace.h"
 
@@ -343,6 +344,8 @@ static bool qblk_run_option(int id, const char *arg, bool dashdash,
     switch (id) {
     case QBLK_OPTION_trace:
         return trace_opt_parse(arg);     /* reports its own errors */
+    case QBLK_OPTION_object:
+        return qblk_object_add_from_opts(arg, errp);
     case QBLK_OPTION_blockdev:
         return blockdev_add(arg, errp) != NULL;
     case QBLK_OPTION_drive:

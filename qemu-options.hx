@@ -49,6 +49,19 @@ SRST
   option, also under its short name ``-T``.
 ERST
 
+DEF("object", HAS_ARG, QBLK_OPTION_object,
+    "  --object secret,id=ID,data=STRING|file=PATH[,format=raw|base64]\n"
+    "  --object JSON          (the same options as a JSON object)\n"
+    "                         create a secret (for password-secret=ID)\n\n")
+SRST
+``--object secret,id=ID,data=STRING|file=PATH[,format=raw|base64]``
+  Create a secret object, as QEMU's ``--object secret``: a password given
+  inline (``data``) or read once from a file (``file``), raw or
+  base64-encoded. Block drivers name it by id, e.g. the http driver's
+  ``password-secret=ID``. ``secret`` is the only object type qblk knows.
+  QMP ``object-add`` and ``object-del`` do the same at run time.
+ERST
+
 DEF("blockdev", HAS_ARG, QBLK_OPTION_blockdev,
     "  --blockdev [driver=]DRIVER,node-name=N[,discard=ignore|unmap]\n"
     "             [,cache.direct=on|off][,cache.no-flush=on|off]\n"
@@ -105,18 +118,24 @@ SRST
 ERST
 
 DEF("chardev", HAS_ARG, QBLK_OPTION_chardev,
-    "  --chardev socket,id=ID,path=PATH[,server=on][,wait=on|off]\n"
+    "  --chardev socket,id=ID,path=PATH[,server=on][,wait=on|off][,x-mode=MODE]\n"
     "  --chardev socket,id=ID,host=HOST,port=PORT[,server=on][,wait=on|off]\n"
     "                         create a character device listening on a unix\n"
     "                         or TCP socket (for --monitor)\n\n")
 SRST
-``--chardev socket,id=ID,path=PATH,server=on[,wait=on|off]``
+``--chardev socket,id=ID,path=PATH,server=on[,wait=on|off][,x-mode=MODE]``
 ``--chardev socket,id=ID,host=HOST,port=PORT,server=on[,wait=on|off]``
   Create a character device that listens on a unix socket or a TCP port and
   serves one client at a time (further clients wait in the listen backlog
   until the current one disconnects). Only ``server=on`` is supported. With
   ``wait=on`` (QEMU's default) start-up blocks until the first client
   connects; ``wait=off`` continues at once.
+
+  A unix socket file is created owner-only (mode 0600) whatever the umask,
+  as are the NBD server's unix sockets. ``x-mode=MODE`` (qblk only, octal,
+  e.g. ``x-mode=0660``) gives the socket file that mode instead, for a
+  client running as another user of the same group. It also works in the
+  ``unix:PATH,server=on,x-mode=MODE`` form of ``-qmp`` and ``-monitor``.
 ERST
 
 DEF("monitor", HAS_ARG, QBLK_OPTION_monitor,

@@ -132,8 +132,7 @@ static bool path_has_protocol(const char *name)
  * The protocol driver for filename: its "proto:" prefix, else
  * host_device for block devices and file for everything else.
  */
-static const BlockDriver *bdrv_default_protocol(const char *filename,
-                                                Error **errp)
+const BlockDriver *bdrv_default_protocol(const char *filename, Error **errp)
 {
     struct stat st;
 

@@ -14,6 +14,16 @@
  * from there, and completions only set fields of the waiting request and
  * wake its coroutine (entered later from a bottom half, never nested).
  * The node is always read-only: writes are refused by the core.
+ *
+ * Replies are judged by block/curl-headers.c before any body byte is
+ * used: a 206 whose Content-Range is not the asked range, or a 200 to a
+ * partial Range request (the server ignored it), fails the read with -EIO
+ * instead of returning wrong data. Every failed read notes the URL and
+ * the HTTP status or curl's error text on the node (bdrv_note_io_error).
+ *
+ * Credentials (username, password-secret, proxy-*) are copied from the
+ * secret registry (qemu/secret.h) at open, so deleting the secret object
+ * later does not affect an open node; they never reach traces or errors.
  */
 #include "qemu/osdep.h"
 #include <curl/curl.h>
@@ -21,15 +31,23 @@
 #include "qemu/aio.h"
 #include "qemu/iov.h"
 #include "qemu/qdict.h"
+#include "qemu/secret.h"
+#include "curl-headers.h"
 #include "trace.h"
 
 #define CURL_DEFAULT_READAHEAD (256 * 1024)
 #define CURL_DEFAULT_TIMEOUT   5     /* seconds, as QEMU */
 #define CURL_MAX_TIMEOUT       3600
+/* Transfers worth keeping in flight on one multi handle (a hint to jobs). */
+#define CURL_PARALLEL_REQUESTS 16
 
 typedef struct BDRVCurlState {
     char *url;
     char *cookie;
+    char *username;
+    char *password;
+    char *proxy_username;
+    char *proxy_password;
     bool sslverify;
     int64_t readahead;
     long timeout;
@@ -50,16 +68,24 @@ typedef struct CurlSocket {
 
 /* One Range transfer; lives on the stack of the reading coroutine. */
 typedef struct CurlReq {
+    BlockDriverState *bs;
     BDRVCurlState *s;
     CURL *easy;
     Coroutine *co;
     int64_t offset;
     int64_t bytes;
-    uint8_t *buf;          /* bytes bytes */
+    /* The body's first head bytes go to qiov, the rest to tail. */
+    QEMUIOVector *qiov;
+    int64_t head;
+    uint8_t *tail;
     int64_t got;
     bool done;
     CURLcode result;
     char errbuf[CURL_ERROR_SIZE];
+    CurlHttpResponse resp;  /* the reply's headers, parsed as they come */
+    bool checked;          /* resp judged (at the first body byte) */
+    int check_ret;         /* its verdict: 0 or -errno with detail set */
+    char *detail;
 } CurlReq;
 
 static int curl_global_ready;
@@ -90,6 +116,18 @@ static void curl_setup_easy(BDRVCurlState *s, CURL *easy, char *errbuf)
     curl_easy_setopt(easy, CURLOPT_USERAGENT, "qblk");
     if (s->cookie) {
         curl_easy_setopt(easy, CURLOPT_COOKIE, s->cookie);
+    }
+    if (s->username) {
+        curl_easy_setopt(easy, CURLOPT_USERNAME, s->username);
+    }
+    if (s->password) {
+        curl_easy_setopt(easy, CURLOPT_PASSWORD, s->password);
+    }
+    if (s->proxy_username) {
+        curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME, s->proxy_username);
+    }
+    if (s->proxy_password) {
+        curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD, s->proxy_password);
     }
     errbuf[0] = '\0';
 }
@@ -197,7 +235,35 @@ static void curl_check_done(BDRVCurlState *s)
 
 /* ---- Data path */
 
-/* CURLOPT_WRITEFUNCTION for Range transfers: fill req->buf, no further. */
+/* CURLOPT_HEADERFUNCTION for Range transfers: parse each header line. */
+static size_t curl_range_header(char *ptr, size_t size, size_t nmemb,
+                                void *opaque)
+{
+    CurlReq *req = opaque;
+    size_t n = size * nmemb;
+
+    curl_http_parse_line(&req->resp, ptr, n);
+    return n;
+}
+
+/* Judge the reply's headers once; false (detail set) if unusable. */
+static bool curl_range_check(CurlReq *req)
+{
+    if (!req->checked) {
+        req->checked = true;
+        req->check_ret = curl_http_check_range_reply(&req->resp, req->offset,
+                                                     req->bytes, req->s->len,
+                                                     &req->detail);
+    }
+    return req->check_ret == 0;
+}
+
+/*
+ * CURLOPT_WRITEFUNCTION for Range transfers: fill the caller's qiov, then
+ * the readahead tail, no further (no bounce copy of the asked bytes).
+ * The headers are complete by the first body byte: a reply that is not
+ * the asked range aborts the transfer before anything is stored.
+ */
 static size_t curl_range_write(char *ptr, size_t size, size_t nmemb,
                                void *opaque)
 {
@@ -205,30 +271,93 @@ static size_t curl_range_write(char *ptr, size_t size, size_t nmemb,
     size_t n = size * nmemb;
     size_t room = req->bytes - req->got;
 
-    if (n > room) {
-        /* The server sent more than the range: it ignored the Range. */
+    if (!curl_range_check(req)) {
         return 0;
     }
-    memcpy(req->buf + req->got, ptr, n);
-    req->got += n;
-    return n;
+    if (n > room) {
+        req->check_ret = -EIO;
+        req->detail = g_strdup_printf("the server sent more than the %lld "
+                                      "bytes asked at offset %lld",
+                                      (long long)req->bytes,
+                                      (long long)req->offset);
+        return 0;
+    }
+    if (req->got < req->head) {
+        size_t k = MIN(n, req->head - req->got);
+
+        qemu_iovec_from_buf(req->qiov, req->got, ptr, k);
+        req->got += k;
+        ptr += k;
+        n -= k;
+    }
+    if (n) {
+        memcpy(req->tail + (req->got - req->head), ptr, n);
+        req->got += n;
+    }
+    return size * nmemb;
+}
+
+/* -errno for a failed transfer (curl's own error, not an HTTP status). */
+static int curl_code_errno(CURLcode code)
+{
+    switch (code) {
+    case CURLE_OPERATION_TIMEDOUT:
+        return -ETIMEDOUT;
+    case CURLE_OUT_OF_MEMORY:
+        return -ENOMEM;
+    case CURLE_LOGIN_DENIED:
+        return -EACCES;
+    default:
+        return -EIO;
+    }
 }
 
 /*
- * Fetch [offset, offset + bytes) into buf through the multi handle,
- * yielding until done. Returns 0 or -EIO (reported with URL and reason).
+ * The verdict on a finished transfer: 0, or -errno with the reason in
+ * req->detail (curl error text, HTTP status, range mismatch, short body).
  */
-static int coroutine_fn curl_co_fetch(BDRVCurlState *s, int64_t offset,
-                                      int64_t bytes, uint8_t *buf)
+static int curl_fetch_verdict(CurlReq *req)
 {
-    CurlReq req = { .s = s, .offset = offset, .bytes = bytes, .buf = buf };
-    char range[64];
-    long status = 0;
-    int ret = 0;
+    if (req->check_ret < 0) {
+        return req->check_ret;      /* judged while the body came in */
+    }
+    if (req->result != CURLE_OK) {
+        req->detail = g_strdup(curl_reason(req->result, req->errbuf));
+        return curl_code_errno(req->result);
+    }
+    if (!curl_range_check(req)) {
+        return req->check_ret;      /* e.g. an error status with no body */
+    }
+    if (req->got != req->bytes) {
+        req->detail = g_strdup_printf("short response (%lld of %lld bytes "
+                                      "at offset %lld)",
+                                      (long long)req->got,
+                                      (long long)req->bytes,
+                                      (long long)req->offset);
+        return -EIO;
+    }
+    return 0;
+}
 
+/*
+ * Fetch [offset, offset + bytes) through the multi handle, yielding until
+ * done: the first qiov->size bytes into qiov, the rest into tail.
+ * Returns 0 or -errno, noting the URL and reason on the node.
+ */
+static int coroutine_fn curl_co_fetch(BlockDriverState *bs, int64_t offset,
+                                      int64_t bytes, QEMUIOVector *qiov,
+                                      uint8_t *tail)
+{
+    BDRVCurlState *s = bs->opaque;
+    CurlReq req = { .bs = bs, .s = s, .offset = offset, .bytes = bytes,
+                    .qiov = qiov, .head = qiov->size, .tail = tail };
+    char range[64];
+    int ret;
+
+    curl_http_response_init(&req.resp);
     req.easy = curl_easy_init();
     if (!req.easy) {
-        error_report("curl: could not create a transfer for '%s'", s->url);
+        bdrv_note_io_error(bs, "%s: could not create a transfer", s->url);
         return -ENOMEM;
     }
     req.co = qemu_coroutine_self();
@@ -236,6 +365,8 @@ static int coroutine_fn curl_co_fetch(BDRVCurlState *s, int64_t offset,
     snprintf(range, sizeof(range), "%lld-%lld", (long long)offset,
              (long long)(offset + bytes - 1));
     curl_easy_setopt(req.easy, CURLOPT_RANGE, range);
+    curl_easy_setopt(req.easy, CURLOPT_HEADERFUNCTION, curl_range_header);
+    curl_easy_setopt(req.easy, CURLOPT_HEADERDATA, &req);
     curl_easy_setopt(req.easy, CURLOPT_WRITEFUNCTION, curl_range_write);
     curl_easy_setopt(req.easy, CURLOPT_WRITEDATA, &req);
     curl_easy_setopt(req.easy, CURLOPT_PRIVATE, (char *)&req);
@@ -244,36 +375,31 @@ static int coroutine_fn curl_co_fetch(BDRVCurlState *s, int64_t offset,
     while (!req.done) {
         qemu_coroutine_yield();
     }
-    curl_easy_getinfo(req.easy, CURLINFO_RESPONSE_CODE, &status);
-    if (req.result != CURLE_OK) {
-        error_report("curl: reading '%s' at offset %lld failed: %s", s->url,
-                     (long long)offset, curl_reason(req.result, req.errbuf));
-        ret = -EIO;
-    } else if (status != 206 && status != 200) {
-        error_report("curl: reading '%s' at offset %lld failed: HTTP %ld",
-                     s->url, (long long)offset, status);
-        ret = -EIO;
-    } else if (req.got != bytes) {
-        error_report("curl: reading '%s' at offset %lld: short response "
-                     "(%lld of %lld bytes)", s->url, (long long)offset,
-                     (long long)req.got, (long long)bytes);
-        ret = -EIO;
+    ret = curl_fetch_verdict(&req);
+    trace_curl_fetch_done(s, offset, req.resp.status, ret);
+    if (ret < 0) {
+        trace_curl_fetch_error(s, offset, req.detail);
+        bdrv_note_io_error(bs, "%s: %s", s->url, req.detail);
     }
-    trace_curl_fetch_done(s, offset, status, ret);
+    g_free(req.detail);
     curl_easy_cleanup(req.easy);
     return ret;
 }
 
 /*
  * Read from the readahead buffer when it covers the request, else fetch
- * the request plus `readahead` bytes (clipped at the end of the image)
- * and keep that transfer as the new buffer.
+ * the request straight into qiov. A request smaller than `readahead` also
+ * fetches `readahead` bytes past it (clipped at the end of the image),
+ * kept as the new buffer for the small sequential reads that follow;
+ * larger requests come from jobs and prefetch, which keep several in
+ * flight and would only throw such a tail away.
  */
 static int coroutine_fn curl_co_preadv(BlockDriverState *bs, int64_t offset,
                                        int64_t bytes, QEMUIOVector *qiov,
                                        BdrvRequestFlags flags)
 {
     BDRVCurlState *s = bs->opaque;
+    QEMUIOVector head;
     int64_t want;
     uint8_t *buf;
     int ret;
@@ -286,44 +412,35 @@ static int coroutine_fn curl_co_preadv(BlockDriverState *bs, int64_t offset,
         return 0;
     }
     trace_curl_cache_miss(bs, offset, bytes);
-    want = MIN(bytes + s->readahead, s->len - offset);
-    buf = g_malloc(want);
-    ret = curl_co_fetch(s, offset, want, buf);
-    if (ret < 0) {
+    want = bytes;
+    if (bytes < s->readahead) {
+        want = MIN(bytes + s->readahead, s->len - offset);
+    }
+    buf = want > bytes ? g_malloc(want - bytes) : NULL;
+    qemu_iovec_init_slice(&head, qiov, 0, bytes);
+    ret = curl_co_fetch(bs, offset, want, &head, buf);
+    qemu_iovec_destroy(&head);
+    if (ret < 0 || !buf) {
         g_free(buf);
         return ret;
     }
-    qemu_iovec_from_buf(qiov, 0, buf, bytes);
-    /* Keep this transfer as the readahead buffer. */
+    /* Keep the tail as the readahead buffer. */
     g_free(s->cache);
     s->cache = buf;
-    s->cache_off = offset;
-    s->cache_len = want;
+    s->cache_off = offset + bytes;
+    s->cache_len = want - bytes;
     return 0;
 }
 
 /* ---- Open: HEAD for the size and range support */
 
-typedef struct CurlHead {
-    bool ranges;
-} CurlHead;
-
-/* CURLOPT_HEADERFUNCTION: spot "Accept-Ranges: bytes". */
+/* CURLOPT_HEADERFUNCTION for HEAD: parse into the CurlHttpResponse. */
 static size_t curl_head_header(char *ptr, size_t size, size_t nmemb,
                                void *opaque)
 {
-    CurlHead *h = opaque;
     size_t n = size * nmemb;
-    static const char key[] = "accept-ranges:";
 
-    if (n > strlen(key) && !g_ascii_strncasecmp(ptr, key, strlen(key))) {
-        g_autofree char *val = g_strndup(ptr + strlen(key),
-                                         n - strlen(key));
-
-        if (strstr(g_strstrip(val), "bytes")) {
-            h->ranges = true;
-        }
-    }
+    curl_http_parse_line(opaque, ptr, n);
     return n;
 }
 
@@ -332,9 +449,7 @@ static int curl_probe_size(BDRVCurlState *s, Error **errp)
 {
     CURL *easy = curl_easy_init();
     char errbuf[CURL_ERROR_SIZE];
-    CurlHead head = { 0 };
-    curl_off_t len = -1;
-    long status = 0;
+    CurlHttpResponse head;
     CURLcode code;
     int ret = 0;
 
@@ -342,30 +457,29 @@ static int curl_probe_size(BDRVCurlState *s, Error **errp)
         error_setg(errp, "curl initialisation failed");
         return -ENOMEM;
     }
+    curl_http_response_init(&head);
     curl_setup_easy(s, easy, errbuf);
     curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, curl_head_header);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, &head);
     code = curl_easy_perform(easy);
-    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_getinfo(easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &len);
-    trace_curl_head(s, s->url, status, (long long)len);
+    trace_curl_head(s, s->url, head.status, (long long)head.content_length);
     if (code != CURLE_OK) {
         error_setg(errp, "%s", curl_reason(code, errbuf));
-        ret = -EIO;
-    } else if (status >= 400) {
-        error_setg(errp, "HTTP %ld", status);
-        ret = status == 404 ? -ENOENT : status == 403 ? -EACCES : -EIO;
-    } else if (len < 0) {
+        ret = curl_code_errno(code);
+    } else if (head.status >= 400 || head.status < 200) {
+        error_setg(errp, "HTTP %d", head.status);
+        ret = head.status >= 400 ? curl_http_status_errno(head.status) : -EIO;
+    } else if (head.content_length < 0) {
         error_setg(errp, "the server did not report the size "
                    "(no Content-Length)");
         ret = -EIO;
-    } else if (!head.ranges) {
+    } else if (!head.accept_ranges) {
         error_setg(errp, "the server does not support byte ranges "
                    "(no 'Accept-Ranges: bytes')");
         ret = -ENOTSUP;
     } else {
-        s->len = len;
+        s->len = head.content_length;
     }
     curl_easy_cleanup(easy);
     return ret;
@@ -378,6 +492,55 @@ static void curl_parse_filename(const char *filename, QDict *options,
                                 Error **errp)
 {
     qdict_put_str(options, "url", filename);
+}
+
+/*
+ * Copy the secret named by option key (if given) into *dst.
+ * Returns false with errp set when no such secret exists.
+ */
+static bool curl_take_secret(QDict *options, const char *key, char **dst,
+                             Error **errp)
+{
+    const char *id = qdict_get_try_str(options, key);
+    const char *val;
+
+    if (!id) {
+        return true;
+    }
+    val = qblk_secret_lookup(id, errp);
+    if (!val) {
+        return false;
+    }
+    *dst = g_strdup(val);
+    qdict_del(options, key);
+    return true;
+}
+
+/* username, password-secret and their proxy- twins into s. */
+static bool curl_take_credentials(BDRVCurlState *s, QDict *options,
+                                  Error **errp)
+{
+    if (!curl_take_secret(options, "password-secret", &s->password, errp) ||
+        !curl_take_secret(options, "proxy-password-secret",
+                          &s->proxy_password, errp)) {
+        return false;
+    }
+    s->username = g_strdup(qdict_get_try_str(options, "username"));
+    s->proxy_username = g_strdup(qdict_get_try_str(options,
+                                                   "proxy-username"));
+    qdict_del(options, "username");
+    qdict_del(options, "proxy-username");
+    return true;
+}
+
+/* Free a string that may hold a secret, wiping it first. */
+static void curl_free_secret(char **p)
+{
+    if (*p) {
+        memset(*p, 0, strlen(*p));
+        g_free(*p);
+        *p = NULL;
+    }
 }
 
 /* Consume the driver's options into s. Returns false with errp set. */
@@ -423,6 +586,9 @@ static bool curl_take_options(BlockDriverState *bs, BDRVCurlState *s,
                    CURL_MAX_TIMEOUT);
         return false;
     }
+    if (!curl_take_credentials(s, options, errp)) {
+        return false;
+    }
     s->url = g_strdup(url);
     s->cookie = g_strdup(cookie);
     s->readahead = readahead;
@@ -451,6 +617,10 @@ static void curl_close(BlockDriverState *bs)
     g_free(s->cache);
     g_free(s->url);
     g_free(s->cookie);
+    g_free(s->username);
+    g_free(s->proxy_username);
+    curl_free_secret(&s->password);
+    curl_free_secret(&s->proxy_password);
 }
 
 /*
@@ -464,12 +634,15 @@ static int curl_open(BlockDriverState *bs, QDict *options, int flags,
     int ret;
 
     if (!curl_init_once(errp) || !curl_take_options(bs, s, options, errp)) {
+        curl_close(bs);     /* frees a password already copied */
         return -EINVAL;
     }
     g_strlcpy(bs->filename, s->url, sizeof(bs->filename));
     trace_curl_open(bs, s->url, (long long)s->readahead, (int)s->timeout);
     ret = curl_probe_size(s, errp);
     if (ret < 0) {
+        /* as file-posix: name what failed (blockdev-add adds nothing) */
+        error_prepend(errp, "Could not open '%s': ", s->url);
         curl_close(bs);
         return ret;
     }
@@ -493,11 +666,15 @@ static int64_t curl_getlength(BlockDriverState *bs)
     return s->len;
 }
 
-/* Byte-granular; cap a transfer (plus readahead) at 64 MiB. */
+/*
+ * Byte-granular; cap a transfer (plus readahead) at 64 MiB; many
+ * transfers may be in flight (each has its own round trip).
+ */
 static void curl_refresh_limits(BlockDriverState *bs, Error **errp)
 {
     bs->bl.request_alignment = 1;
     bs->bl.max_transfer = 64 * 1024 * 1024;
+    bs->bl.parallel_requests = CURL_PARALLEL_REQUESTS;
 }
 
 /* Everything is data (no sparseness information over HTTP). */

@@ -11,6 +11,8 @@
  * the caller's buffer (which the guest may change meanwhile), written
  * back (all-zero grains as zero writes that must not fall back to zero
  * data), then copied to the caller; allocated parts are read directly.
+ * A guest's read also tells io-cor-prefetch.c, which copies ahead of
+ * sequential readers when the chain is remote.
  *
  * State: a small pool of bounce buffers, used from the main loop thread
  * only, so it needs no lock.
@@ -206,6 +208,10 @@ int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
     int ret = 0;
 
     trace_bdrv_co_copy_on_readv(bs, offset, bytes, start, end - start);
+    if (qiov && !(flags & BDRV_REQ_PREFETCH)) {
+        /* A guest's read: maybe fetch what it reads next ahead of it. */
+        bdrv_cor_prefetch_note(bs, offset, bytes);
+    }
     for (pos = start; pos < end && ret == 0; pos += n) {
         ret = bdrv_co_is_allocated(bs, pos, end - pos, &n);
         if (ret < 0) {

@@ -6,6 +6,7 @@
  *   io-tracking.c     in-flight counts, tracked requests and their
  *                     serialisation, drain and drained sections
  *   io-copy-on-read.c the copy-on-read path and its bounce-buffer pool
+ *   io-cor-prefetch.c copy-on-read's prefetch ahead of sequential reads
  *   io-block-status.c block status of one node and across a chain
  *
  * Not for drivers or users: everything here assumes the caller is the
@@ -81,5 +82,16 @@ int coroutine_fn bdrv_co_copy_on_readv(BlockDriverState *bs,
                                        int64_t offset, int64_t bytes,
                                        QEMUIOVector *qiov,
                                        BdrvRequestFlags flags);
+
+/* ---- io-cor-prefetch.c */
+
+/*
+ * A guest's copy-on-read of [offset, offset + bytes) on bs is running
+ * (the caller holds its serialising request): when it continues a
+ * sequential reader and the chain below is remote, start copying what
+ * follows in the background (tracked, serialising, counted in in_flight).
+ */
+void bdrv_cor_prefetch_note(BlockDriverState *bs, int64_t offset,
+                            int64_t bytes);
 
 #endif /* BLOCK_IO_INTERNAL_H */

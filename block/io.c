@@ -417,7 +417,9 @@ static int bdrv_check_write(BlockDriverState *bs, int64_t offset,
     if (bs->read_only) {
         return -EPERM;
     }
-    if (!bs->drv->protocol && offset + bytes > bs->total_bytes) {
+    /* A filter leaves the check to its child (it may be a protocol). */
+    if (!bs->drv->protocol && !bs->drv->is_filter &&
+        offset + bytes > bs->total_bytes) {
         return -EIO;
     }
     return 0;

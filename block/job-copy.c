@@ -8,7 +8,11 @@
  * block_job_copier_co_wait, so no other wake-up can reach it there: the
  * job stays busy meanwhile, job_enter leaves it alone). The walk keeps a
  * cursor and a queue of ranges stopped by the on-error policy, retried
- * first after the resume. Main loop thread only: no locks.
+ * first after the resume. With a remote source (set_parallel) more
+ * copies run at once and the walk reuses the last block-status extent
+ * (each status call there is a round trip; the copy path re-checks the
+ * target's allocation under its serialising request anyway). Main loop
+ * thread only: no locks.
  */
 #include "qemu/osdep.h"
 #include "block/job-copy.h"
@@ -22,6 +26,9 @@ typedef struct BlockJobCopy {
 } BlockJobCopy;
 
 /* ---- Set-up and limits */
+
+/* Most copies in flight for a remote source, whatever its hint. */
+#define BLOCK_JOB_COPIER_PARALLEL_MAX 64
 
 /* Largest copy for speed bytes/s: about half a 100 ms slice's quota. */
 static int64_t block_job_copier_chunk_for_speed(const BlockJobCopyLimits *l,
@@ -45,6 +52,13 @@ void block_job_copier_init(BlockJobCopier *c, BlockJob *job,
     c->chunk_limit = block_job_copier_chunk_for_speed(limits, job->speed);
     g_queue_init(&c->retry);
     job->copier = c;
+}
+
+void block_job_copier_set_parallel(BlockJobCopier *c, uint32_t hint)
+{
+    c->parallel = MIN(hint, BLOCK_JOB_COPIER_PARALLEL_MAX);
+    c->status_from = c->status_end = 0;
+    trace_block_job_copy_parallel(c->job, hint, c->parallel);
 }
 
 /* Only the walk's retry queue owns memory (each copy frees its own). */
@@ -73,10 +87,19 @@ bool block_job_copier_guest_busy(BlockJobCopier *c)
     return c->ops->guest_busy && c->ops->guest_busy(c);
 }
 
+/*
+ * A remote source: each copy mostly waits for a round trip, so its
+ * parallelism sets the pace; guests keep half of it while busy.
+ */
 int block_job_copier_limit(BlockJobCopier *c)
 {
-    return block_job_copier_guest_busy(c) ? c->limits->in_flight_busy
-                                          : c->limits->in_flight_idle;
+    bool busy = block_job_copier_guest_busy(c);
+    int limit = busy ? c->limits->in_flight_busy : c->limits->in_flight_idle;
+
+    if (c->parallel > 0) {
+        limit = MAX(limit, busy ? c->parallel / 2 : c->parallel);
+    }
+    return limit;
 }
 
 /* The speed's chunk, capped at chunk_busy while guests are busy. */
@@ -106,6 +129,22 @@ static void block_job_copier_walk_done(BlockJobCopier *c,
 
     if (ret == 0) {
         job_progress_update(job, r->bytes);
+        return;
+    }
+    /*
+     * Several copies may fail from one cause (a server gone): the first
+     * one applies the policy and emits BLOCK_JOB_ERROR, as the single
+     * copy in flight of QEMU's jobs would; the others follow its verdict
+     * quietly (already failing: nothing more; already stopped for an
+     * error: queued for the retry after the resume).
+     */
+    if (c->failed) {
+        return;
+    }
+    if (job->user_paused && c->job->iostatus != BLOCK_DEVICE_IO_STATUS_OK) {
+        if (!job_is_cancelled(job)) {
+            g_queue_push_tail(&c->retry, g_memdup2(r, sizeof(*r)));
+        }
         return;
     }
     action = block_job_error_action(c->job, ret, is_read);
@@ -198,6 +237,30 @@ void coroutine_fn block_job_copier_co_throttle(BlockJobCopier *c,
 /* ---- The walk */
 
 /*
+ * co_needs_copy for [offset, offset + *n), answered from the remembered
+ * extent when the source is remote and it covers offset.
+ */
+static int coroutine_fn block_job_copier_co_status(BlockJobCopier *c,
+                                                   int64_t offset,
+                                                   int64_t *n)
+{
+    int ret;
+
+    if (c->parallel > 0 && offset >= c->status_from &&
+        offset < c->status_end) {
+        *n = MIN(*n, c->status_end - offset);
+        return c->status_ret;
+    }
+    ret = c->ops->co_needs_copy(c, offset, n);
+    if (c->parallel > 0 && ret >= 0 && *n > 0) {
+        c->status_from = offset;
+        c->status_end = offset + *n;
+        c->status_ret = ret;
+    }
+    return ret;
+}
+
+/*
  * Find the next range to copy from c->cursor on, advancing the progress
  * over skipped ranges. 1 with *r set, 0 at the end, -errno when the job
  * could not tell (*r then is the range that could not be examined).
@@ -207,7 +270,7 @@ static int coroutine_fn block_job_copier_co_next(BlockJobCopier *c,
 {
     while (c->cursor < c->len) {
         int64_t n = MIN(c->len - c->cursor, c->limits->status_max);
-        int ret = c->ops->co_needs_copy(c, c->cursor, &n);
+        int ret = block_job_copier_co_status(c, c->cursor, &n);
 
         if (ret < 0 || n <= 0) {
             r->offset = c->cursor;

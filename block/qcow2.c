@@ -1099,6 +1099,20 @@ static int coroutine_fn change_backing_entry(void *opaque)
     int ret;
 
     qemu_co_mutex_lock(&s->lock);
+    /*
+     * Data copied for the new backing file (rebase) must be mapped on
+     * disk before the header names that file: write the metadata caches
+     * back and flush, so a crash leaves either the old name with the old
+     * data or the new name with the copies mapped.
+     */
+    ret = qcow2_co_flush_metadata(bs);
+    if (ret >= 0) {
+        ret = bdrv_co_flush(bs->file->bs);
+    }
+    if (ret < 0) {
+        qemu_co_mutex_unlock(&s->lock);
+        return ret;
+    }
     g_strlcpy(bs->backing_file, bc->file ? bc->file : "",
               sizeof(bs->backing_file));
     g_strlcpy(bs->backing_format, bc->file && bc->fmt ? bc->fmt : "",

@@ -14,8 +14,12 @@
  * lands meanwhile is never overwritten by older backing data, and data
  * the target gained in between is not copied again. A few copies run at
  * once; while guests have requests in flight on the target only one does
- * (and smaller), so their latency stays low. Everything runs on the main
- * loop thread, so the state below needs no lock.
+ * (and smaller), so their latency stays low. With a remote chain
+ * (bdrv_chain_parallel_hint > 0) each copy mostly waits for a round
+ * trip, so as many run as the server takes (half of it while guests are
+ * busy) and the walk reuses its block-status extents (see job-copy.c).
+ * Everything runs on the main loop thread, so the state below needs no
+ * lock.
  *
  * Zero ranges: streaming to a base changes the backing link at the end,
  * so a range that reads as zeroes because of an intermediate layer must
@@ -196,6 +200,8 @@ static int coroutine_fn stream_run(Job *job, Error **errp)
         return 0;
     }
     s->checkpoint_ns = qemu_clock_get_ns();
+    block_job_copier_set_parallel(&s->copier,
+                                  bdrv_chain_parallel_hint(s->target));
     ret = block_job_copier_co_walk(&s->copier, len);
     trace_stream_run_done(s, ret, job_is_cancelled(job));
     return block_job_finish_run(&s->common, ret, errp);

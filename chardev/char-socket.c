@@ -222,8 +222,8 @@ static bool chr_socket_wait_client(SocketChardev *s, Error **errp)
 }
 
 /*
- * Take the address keys out of opts into s->addr: path= (unix) or
- * host=,port= (inet); false with errp set when neither is complete.
+ * Take the address keys out of opts into s->addr: path= (unix, with
+ * the socket file's x-mode= if given) or host=,port= (inet); false with errp set when neither is complete.
  */
 static bool chr_socket_take_addr(SocketChardev *s, QDict *opts,
                                  Error **errp)
@@ -231,11 +231,20 @@ static bool chr_socket_take_addr(SocketChardev *s, QDict *opts,
     const char *path = qdict_get_try_str(opts, "path");
     const char *host = qdict_get_try_str(opts, "host");
     const char *port = qdict_get_try_str(opts, "port");
+    const char *mode = qdict_get_try_str(opts, "x-mode");
 
     s->addr = qdict_new();
+    if (mode && !path) {
+        error_setg(errp, "chardev: socket: x-mode is only valid with path=");
+        return false;
+    }
     if (path) {
         qdict_put_str(s->addr, "type", "unix");
         qdict_put_str(s->addr, "path", path);
+        if (mode) {
+            /* the socket file's mode; socket_listen() checks it */
+            qdict_put_str(s->addr, "x-mode", mode);
+        }
     } else if (port) {
         qdict_put_str(s->addr, "type", "inet");
         qdict_put_str(s->addr, "host", host ? host : "");
@@ -251,6 +260,7 @@ static bool chr_socket_take_addr(SocketChardev *s, QDict *opts,
     qdict_del(opts, "path");
     qdict_del(opts, "host");
     qdict_del(opts, "port");
+    qdict_del(opts, "x-mode");
     s->addr_str = socket_address_to_string(s->addr);
     return true;
 }

@@ -2,6 +2,8 @@
 # build-fuzz.sh - configure (once) and build the libFuzzer targets in
 # build-fuzz/ with clang, the whole library instrumented for coverage
 # and ASan/UBSan. Exit 77 if clang or libFuzzer is not available.
+# Prints the target names built (one per line) on stdout's last line as
+# "build-fuzz: targets: NAME..." so callers do not keep their own list.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,4 +30,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
     CC=clang meson setup "$BUILD" -Dfuzzing=true -Db_lundef=false \
         -Dwerror=false -Dc_args="$SAN" -Dc_link_args="$SAN"
 fi
-ninja -C "$BUILD" tests/fuzz/fuzz-qcow2 tests/fuzz/fuzz-qmp
+# Every tests/fuzz/fuzz-NAME.c is a target (tests/fuzz/meson.build lists
+# the same names; fuzz-http only once its source exists).
+TARGETS=$(cd tests/fuzz && ls fuzz-*.c | sed 's/\.c$//' | tr '\n' ' ')
+ninja -C "$BUILD" $(for t in $TARGETS; do printf 'tests/fuzz/%s ' "$t"; done)
+echo "build-fuzz: targets: $TARGETS"

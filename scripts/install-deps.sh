@@ -7,7 +7,8 @@ set -e
 PKGS="build-essential meson ninja-build pkg-config python3 python3-pytest
 libglib2.0-dev libjson-glib-dev liburing-dev zlib1g-dev libcurl4-openssl-dev
 qemu-utils qemu-system-common libnbd-bin nbdkit fio socat clang libclang-rt-14-dev llvm
-nginx openssl valgrind qemu-block-extra"
+nginx openssl valgrind qemu-block-extra python3-docutils
+qemu-system-x86 linux-image-cloud-amd64 busybox-static cpio"
 
 missing=""
 for p in $PKGS; do

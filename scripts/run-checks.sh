@@ -6,7 +6,8 @@
 #                      (a program without TAP output counts as one test)
 # 2. functional tests: Debian's pytest on tests/functional, QBLK_BUILD set
 # 3. fuzz smoke:       tests/fuzz/run-smoke.sh if present and executable,
-#                      counted as one test (exit 77 = skipped)
+#                      counted as one test (exit 77 = skipped); left out
+#                      when QBLK_SKIP_FUZZ_SMOKE=1 (scripts/check-asan.sh)
 #
 # The last line printed is always "N passed, N failed"; the exit status is
 # non-zero if anything failed. Skipped tests count as neither.
@@ -115,7 +116,7 @@ add_counts "$func"
 
 # --- 3. fuzz smoke ----------------------------------------------------------
 smoke="$ROOT/tests/fuzz/run-smoke.sh"
-if [ -x "$smoke" ]; then
+if [ -x "$smoke" ] && [ "${QBLK_SKIP_FUZZ_SMOKE:-0}" != 1 ]; then
     banner "fuzz smoke (tests/fuzz/run-smoke.sh)"
     QBLK_BUILD="$BUILD_ABS" "$smoke"
     rc=$?

@@ -26,5 +26,19 @@ char *job_progress_percent(uint64_t done, uint64_t total)
 {
     double pct = total ? (double)MIN(done, total) * 100.0 / total : 100.0;
 
-    return g_strdup_printf("(%.2f/100%%)", pct);
+    return job_progress_percent_value(pct);
+}
+
+char *job_progress_percent_value(double percent)
+{
+    /* qemu-img's "%3.2f": the width never matters, "0.00" is 4 wide. */
+    percent = MAX(0.0, MIN(percent, 100.0));
+    return g_strdup_printf("(%3.2f/100%%)", percent);
+}
+
+char *job_progress_img_line(double percent)
+{
+    g_autofree char *pct = job_progress_percent_value(percent);
+
+    return g_strdup_printf("    %s\r", pct);
 }

@@ -6,6 +6,13 @@
  * owned by the caller. All descriptors are non-blocking and
  * close-on-exec so that a listening loop never blocks and a child
  * process (e.g. --daemonize helpers) never inherits them.
+ *
+ * Permissions: a unix socket file is a monitor's or NBD server's front
+ * door, so it is owner-only (0600) whatever the umask, unless the
+ * address carries "x-mode" (octal, e.g. "0660"; the chardev option of
+ * the same name). The mode is set between bind() and listen(): until
+ * listen() the kernel refuses every connect(), so no other user can get
+ * in through the brief window where the file has the umask's mode.
  */
 #include "qemu/osdep.h"
 #include "qemu/sockets.h"
@@ -72,6 +79,34 @@ static bool unix_fill_addr(struct sockaddr_un *un, socklen_t *len,
     return true;
 }
 
+/* Default mode of a unix socket file: owner read/write only. */
+#define UNIX_SOCKET_DEFAULT_MODE 0600
+
+/*
+ * The "x-mode" of addr (octal string, or a number) into *mode; the
+ * default when absent. False with errp set when it is not a mode.
+ */
+static bool unix_socket_mode(QDict *addr, mode_t *mode, Error **errp)
+{
+    const char *s = qdict_get_try_str(addr, "x-mode");
+    unsigned long v;
+    char *end;
+
+    *mode = UNIX_SOCKET_DEFAULT_MODE;
+    if (!s) {
+        return true;
+    }
+    errno = 0;
+    v = strtoul(s, &end, 8);
+    if (!*s || *end || errno || v > 0777) {
+        error_setg(errp, "Parameter 'x-mode' expects an octal file mode "
+                   "(0000 to 0777), not '%s'", s);
+        return false;
+    }
+    *mode = (mode_t)v;
+    return true;
+}
+
 /* Listen on a unix socket path, replacing a stale socket file. */
 static int unix_listen(QDict *addr, int backlog, Error **errp)
 {
@@ -80,6 +115,7 @@ static int unix_listen(QDict *addr, int backlog, Error **errp)
     socklen_t len;
     bool abstract = false;
     struct stat st;
+    mode_t mode;
     int fd;
 
     if (!path || !*path) {
@@ -87,6 +123,9 @@ static int unix_listen(QDict *addr, int backlog, Error **errp)
         return -1;
     }
     if (!qdict_get_bool(addr, "abstract", false, &abstract, errp)) {
+        return -1;
+    }
+    if (!unix_socket_mode(addr, &mode, errp)) {
         return -1;
     }
     if (!unix_fill_addr(&un, &len, path, abstract)) {
@@ -108,6 +147,13 @@ static int unix_listen(QDict *addr, int backlog, Error **errp)
     }
     if (bind(fd, (struct sockaddr *)&un, len) < 0) {
         error_setg_errno(errp, errno, "Failed to bind socket to %s", path);
+        close(fd);
+        return -1;
+    }
+    if (!abstract && chmod(path, mode) < 0) {
+        error_setg_errno(errp, errno, "Failed to set the mode of socket %s",
+                         path);
+        unlink(path);
         close(fd);
         return -1;
     }

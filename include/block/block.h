@@ -472,4 +472,15 @@ const char *bdrv_find_io_error_detail(BlockDriverState *bs, uint64_t seq);
  */
 char *bdrv_io_error_message(BlockDriverState *bs, int ret, uint64_t seq);
 
+/*
+ * The protocols through which a backing name found in an image header
+ * may be opened (block/backing-policy.c): a comma-separated list of
+ * protocol driver names ("file", "host_device", "nbd", "http", "https")
+ * and "json" (json:{...} names), or "all". The default is "file".
+ * Backing files the user names in options are not subject to it.
+ */
+bool bdrv_set_backing_protocols(const char *list, Error **errp);
+/* The current list, as "file,nbd" (for messages and help). */
+const char *bdrv_get_backing_protocols(void);
+
 #endif /* BLOCK_BLOCK_H */

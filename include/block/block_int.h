@@ -23,6 +23,17 @@
 
 typedef struct BdrvTrackedRequest BdrvTrackedRequest;
 
+/* Sequential readers tracked per node by copy-on-read prefetch. */
+#define BDRV_COR_STREAMS 4
+
+/* One sequential reader seen by copy-on-read (block/io-cor-prefetch.c). */
+typedef struct BdrvCorStream {
+    bool live;          /* a reader was seen; next is meaningful */
+    int64_t next;       /* where its next read would start */
+    int64_t window;     /* bytes prefetched ahead of it; 0: none yet */
+    int64_t pf_end;     /* prefetched (or in flight) up to here */
+} BdrvCorStream;
+
 /* Limits a node advertises to the core (filled by bdrv_refresh_limits). */
 typedef struct BlockLimits {
     uint32_t request_alignment;   /* bytes; 1 for byte-granular drivers */
@@ -248,6 +259,15 @@ struct BlockDriverState {
     int64_t tracking_align;
     /* bdrv_enable_copy_on_read() nesting count. */
     int copy_on_read;
+    /*
+     * Copy-on-read sequential prefetch (block/io-cor-prefetch.c): the
+     * readers seen lately and the prefetches running. Plain values, all
+     * zero on a new node; a prefetch counts in in_flight, so drain waits
+     * for it and the node outlives it.
+     */
+    BdrvCorStream cor_streams[BDRV_COR_STREAMS];
+    int cor_stream_victim;
+    int cor_prefetch_in_flight;
     /* bdrv_drained_begin() nesting count: external requests park. */
     int quiesce_counter;
     /* Op blockers: Error * reasons, newest first (bdrv_op_block_all). */
@@ -347,5 +367,22 @@ extern const BlockDriver bdrv_http;
 extern const BlockDriver bdrv_https;
 extern const BlockDriver bdrv_nbd;
 extern const BlockDriver bdrv_blklogwrites;
+
+/*
+ * The protocol driver a filename names: its "proto:" prefix ("nbd+unix:"
+ * is nbd), else host_device for a block device and file otherwise.
+ * "Unknown protocol 'x'" for a prefix no protocol driver has.
+ */
+const BlockDriver *bdrv_default_protocol(const char *filename, Error **errp);
+
+/*
+ * Backing names read from image headers are untrusted input
+ * (block/backing-policy.c): a header may only make qblk open a backing
+ * file through the protocols the user allowed. True if bs's backing
+ * name may be followed; otherwise an error naming the image and the
+ * backing string.
+ */
+bool bdrv_backing_name_allowed(const BlockDriverState *bs, const char *name,
+                               Error **errp);
 
 #endif /* BLOCK_BLOCK_INT_H */

@@ -83,6 +83,17 @@ struct BlockJobCopier {
     GQueue retry;               /* BlockJobCopyRange *: stopped copies */
     int ret;                    /* first error reported or ignored */
     bool failed;                /* a copy failed with action report */
+
+    /*
+     * Remote source (block_job_copier_set_parallel): requests its server
+     * takes at once, 0 for local storage. Each copy then waits a round
+     * trip, so more run at once, and the walk remembers the last status
+     * extent [status_from, status_end) instead of asking again per chunk.
+     */
+    int parallel;
+    int64_t status_from;
+    int64_t status_end;
+    int status_ret;             /* what co_needs_copy said for it */
 };
 
 /*
@@ -97,6 +108,11 @@ void block_job_copier_init(BlockJobCopier *c, BlockJob *job,
 void block_job_copier_set_speed(BlockJob *job, int64_t speed);
 /* JobDriver.pause of a job with a copier: park once no copy is in flight. */
 void coroutine_fn block_job_copier_co_pause(Job *job);
+/*
+ * The source is remote and takes hint requests at once
+ * (bdrv_chain_parallel_hint; 0 = local: the job's limits as they are).
+ */
+void block_job_copier_set_parallel(BlockJobCopier *c, uint32_t hint);
 /* Free what the walk left queued (the job's clean). */
 void block_job_copier_cleanup(BlockJobCopier *c);
 

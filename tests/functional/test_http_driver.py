@@ -8,12 +8,14 @@ backing file is the URL (read with copy-on-read through qblk's NBD export
 and nbdcopy), error messages for 404 and refused connections, and writes
 being refused.
 """
+import http.server
 import os
 import re
 import shutil
+import socket
 import subprocess
+import threading
 import time
-import urllib.request
 
 import pytest
 
@@ -22,21 +24,26 @@ from qblk_testlib import MiB
 
 SIZE = 4 * MiB
 
+# {listen}: "127.0.0.1:PORT" or "127.0.0.1:PORT ssl"; {extra}: server
+# directives (auth, TLS, test locations). The access log records the
+# Range header of every request (test_http_cor.py parses it).
 NGINX_CONF = """daemon off;
 worker_processes 1;
 pid {d}/nginx.pid;
 error_log {d}/error.log;
 events {{ worker_connections 64; }}
 http {{
-    access_log {d}/access.log;
+    log_format ranges '$request_method $uri $status "$http_range"';
+    access_log {d}/access.log ranges;
     client_body_temp_path {d}/tmp;
     proxy_temp_path {d}/tmp;
     fastcgi_temp_path {d}/tmp;
     uwsgi_temp_path {d}/tmp;
     scgi_temp_path {d}/tmp;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         root {d}/www;
+{extra}
     }}
 }}
 """
@@ -67,46 +74,111 @@ def make_overlay(qemu_img, url, top):
                 str(SIZE))
 
 
+def make_cert(d):
+    """A self-signed certificate for 127.0.0.1 in d: (cert, key)."""
+    openssl = shutil.which('openssl')
+    if not openssl:
+        pytest.skip('openssl is not installed (scripts/install-deps.sh)')
+    cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
+    subprocess.run([openssl, 'req', '-x509', '-newkey', 'rsa:2048',
+                    '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1',
+                    '-keyout', key, '-out', cert], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return cert, key
+
+
+def htpasswd_line(user, password):
+    """user:$apr1$... for nginx auth_basic_user_file."""
+    h = subprocess.run(['openssl', 'passwd', '-apr1', password], check=True,
+                       stdout=subprocess.PIPE).stdout.decode().strip()
+    return '%s:%s\n' % (user, h)
+
+
+class Nginx:
+    """An nginx in directory d (serving d/www) that a test can stop and
+    start again on the same port: .url, .www, .access_ranges()."""
+
+    def __init__(self, d, ssl=False, auth=None, extra=''):
+        self.d, self.ssl = d, ssl
+        self.www = os.path.join(d, 'www')
+        os.makedirs(self.www, exist_ok=True)
+        os.makedirs(os.path.join(d, 'tmp'), exist_ok=True)
+        self.port = free_tcp_port()
+        self.proc = None
+        scheme = 'https' if ssl else 'http'
+        self.url = '%s://127.0.0.1:%d' % (scheme, self.port)
+        listen = '127.0.0.1:%d' % self.port
+        if ssl:
+            cert, key = make_cert(d)
+            listen += ' ssl'
+            extra += ('\n        ssl_certificate %s;'
+                      '\n        ssl_certificate_key %s;' % (cert, key))
+        if auth:
+            with open(os.path.join(d, 'htpasswd'), 'w') as f:
+                f.write(htpasswd_line(*auth))
+            extra += ('\n        auth_basic "images";'
+                      '\n        auth_basic_user_file %s/htpasswd;' % d)
+        self.conf = os.path.join(d, 'nginx.conf')
+        with open(self.conf, 'w') as f:
+            if os.geteuid() == 0:
+                # workers would drop to "nobody", who cannot read the dir
+                f.write('user root;\n')
+            f.write(NGINX_CONF.format(d=d, listen=listen, extra=extra))
+
+    def _up(self):
+        """True once the server answers TCP connections."""
+        try:
+            socket.create_connection(('127.0.0.1', self.port),
+                                     timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    def start(self):
+        self.proc = subprocess.Popen([nginx_binary(), '-c', self.conf,
+                                      '-p', self.d + '/'],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 20
+        while not self._up():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                pytest.fail('nginx did not start: %s'
+                            % self.proc.stderr.read().decode())
+            time.sleep(0.05)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def access_log(self):
+        """[(method, uri, status, range header)] of every request so far."""
+        out = []
+        path = os.path.join(self.d, 'access.log')
+        if os.path.exists(path):
+            with open(path) as f:
+                for line in f:
+                    parts = line.split('"')
+                    if len(parts) >= 2:
+                        method, uri, status = parts[0].split()
+                        out.append((method, uri, int(status), parts[1]))
+        return out
+
+
 @pytest.fixture
 def web(tmp_path):
     """An nginx serving tmp_path/www; yields (www dir, base URL)."""
-    nginx = nginx_binary()
-    d = str(tmp_path)
-    os.makedirs(os.path.join(d, 'www'))
-    os.makedirs(os.path.join(d, 'tmp'))
-    port = free_tcp_port()
-    conf = os.path.join(d, 'nginx.conf')
-    with open(conf, 'w') as f:
-        if os.geteuid() == 0:
-            # workers would drop to "nobody", who cannot read the temp dir
-            f.write('user root;\n')
-        f.write(NGINX_CONF.format(d=d, port=port))
-    proc = subprocess.Popen([nginx, '-c', conf, '-p', d + '/'],
-                            stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
-    url = 'http://127.0.0.1:%d' % port
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            urllib.request.urlopen(url + '/', timeout=1).close()
-            break
-        except urllib.error.HTTPError:
-            break       # 403/404 for the index: the server is up
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail('nginx did not start: %s'
-                            % proc.stderr.read().decode())
-            time.sleep(0.05)
+    n = Nginx(str(tmp_path)).start()
     try:
-        yield os.path.join(d, 'www'), url
+        yield n.www, n.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        n.stop()
 
 
 @pytest.fixture
@@ -237,3 +309,182 @@ def test_http_write_refused(qblk_io, base):
         'read-only' in (out + err).lower(), out + err
     with open(path, 'rb') as f:
         assert f.read() == before
+
+
+# ---- authentication (username / password-secret), HTTPS, error details
+
+USER, PASSWORD = 'guest', 'Sesame-0pen'
+
+
+@pytest.fixture
+def auth_web(tmp_path):
+    """An nginx with HTTP basic auth (USER/PASSWORD) serving base.raw;
+    yields (Nginx, data)."""
+    n = Nginx(str(tmp_path), auth=(USER, PASSWORD))
+    data = os.urandom(SIZE)
+    with open(os.path.join(n.www, 'base.raw'), 'wb') as f:
+        f.write(data)
+    n.start()
+    try:
+        yield n, data
+    finally:
+        n.stop()
+
+
+def test_http_auth_401_without_credentials(qblk_img, auth_web):
+    n, _ = auth_web
+    url = n.url + '/base.raw'
+    rc, out, err = qblk_img('info', url)
+    assert rc != 0
+    assert "'%s'" % url in err and 'HTTP 401' in err, err
+
+
+def test_http_auth_password_secret_reads(daemon, nbdcopy, auth_web):
+    """--object secret + username/password-secret: the export reads the
+    whole image correctly over an authenticated server."""
+    n, data = auth_web
+    d = daemon.nbd(['--object', 'secret,id=sec0,data=' + PASSWORD,
+                    '--blockdev', 'driver=http,node-name=h,url=%s/base.raw,'
+                    'username=%s,password-secret=sec0' % (n.url, USER)],
+                   export='h', writable=False)
+    out = daemon.path('out.raw')
+    rc, _, err = nbdcopy(d.uri, out)
+    assert rc == 0, err
+    d.stop()
+    with open(out, 'rb') as f:
+        assert f.read() == data
+
+
+def test_http_auth_wrong_password_refused(daemon, auth_web):
+    """A wrong password: the open fails naming the URL and HTTP 401, and
+    the password itself is never printed."""
+    n, _ = auth_web
+    url = n.url + '/base.raw'
+    d = daemon.run(['--object', 'secret,id=sec0,data=Wrong-Pass-123',
+                    '--blockdev', 'driver=http,node-name=h,url=%s,'
+                    'username=%s,password-secret=sec0' % (url, USER)])
+    assert d.returncode != 0
+    assert url in d.stderr and 'HTTP 401' in d.stderr, d.stderr
+    assert 'Wrong-Pass-123' not in d.stderr.replace(
+        'data=Wrong-Pass-123', '')
+
+
+def test_http_missing_secret_refused(qblk_img, base):
+    path, url = base
+    rc, out, err = qblk_img('info', '--image-opts',
+                            'driver=http,url=%s,username=u,'
+                            'password-secret=nosuch' % url)
+    assert rc != 0 and "No secret with id 'nosuch'" in err, err
+
+
+@pytest.fixture
+def https_web(tmp_path):
+    """An nginx serving base.raw over HTTPS with a self-signed
+    certificate; yields (Nginx, data)."""
+    n = Nginx(str(tmp_path), ssl=True)
+    data = os.urandom(SIZE)
+    with open(os.path.join(n.www, 'base.raw'), 'wb') as f:
+        f.write(data)
+    n.start()
+    try:
+        yield n, data
+    finally:
+        n.stop()
+
+
+def test_https_sslverify_off_reads_match(qblk_io, https_web):
+    n, data = https_web
+    url = n.url + '/base.raw'
+    for off, cnt in ((0, 4096), (SIZE - 70000, 70000)):
+        rc, out, err = qblk_io('-r', '--image-opts', '-c',
+                               'read -v %d %d' % (off, cnt),
+                               'driver=raw,file.driver=https,'
+                               'file.sslverify=off,file.url=' + url)
+        assert rc == 0, err
+        assert dump_bytes(out) == data[off:off + cnt]
+
+
+def test_https_self_signed_refused_by_default(qblk_img, https_web):
+    n, _ = https_web
+    url = n.url + '/base.raw'
+    rc, out, err = qblk_img('info', url)
+    assert rc != 0
+    assert "'%s'" % url in err and 'certificate' in err.lower(), err
+
+
+def test_http_read_error_detail_traced(qblk_io, tmp_path):
+    """Range reads answered 503 (HEAD works): the read fails and the
+    noted detail names the URL and the status."""
+    n = Nginx(str(tmp_path), extra='        location = /flaky.raw '
+              '{ if ($http_range) { return 503; } }')
+    with open(os.path.join(n.www, 'flaky.raw'), 'wb') as f:
+        f.write(os.urandom(SIZE))
+    n.start()
+    try:
+        url = n.url + '/flaky.raw'
+        rc, out, err = qblk_io('-T', 'bdrv_note_io_error', '-f', 'raw',
+                               '-c', 'read 0 4096', url)
+        assert 'read failed' in out + err, out + err
+        assert '%s: HTTP 503' % url in err, err
+    finally:
+        n.stop()
+
+
+class LyingHandler(http.server.BaseHTTPRequestHandler):
+    """Serves DATA, but answers Range requests wrongly: mode 'shift'
+    sends a 206 for the range one KiB later (with a truthful
+    Content-Range), mode 'ignore' a 200 with the whole body."""
+    mode = 'shift'
+    data = b''
+    protocol_version = 'HTTP/1.1'
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(self.data)))
+        self.send_header('Accept-Ranges', 'bytes')
+        self.end_headers()
+
+    def do_GET(self):
+        m = re.match(r'bytes=(\d+)-(\d+)', self.headers.get('Range', ''))
+        a, b = int(m.group(1)), int(m.group(2))
+        if self.mode == 'shift':
+            a, b = a + 1024, b + 1024
+            body = self.data[a:b + 1]
+            self.send_response(206)
+            self.send_header('Content-Range', 'bytes %d-%d/%d'
+                             % (a, b, len(self.data)))
+        else:
+            body = self.data
+            self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.mark.parametrize('mode,detail', [
+    ('shift', 'the server sent bytes 5120-9215/%d for 4096-8191/%d'
+     % (SIZE, SIZE)),
+    ('ignore', 'HTTP 200: the server ignored the range 4096-8191'),
+])
+def test_http_wrong_range_reply_fails_read(qblk_io, mode, detail):
+    """A reply that is not the asked range fails the read (never wrong
+    data), and the detail says what the server sent."""
+    handler = type('H', (LyingHandler,), {'mode': mode,
+                                          'data': os.urandom(SIZE)})
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = 'http://127.0.0.1:%d/x.raw' % srv.server_address[1]
+        rc, out, err = qblk_io('-T', 'bdrv_note_io_error', '--image-opts',
+                               '-c', 'read 4096 4096',
+                               'driver=raw,file.driver=http,'
+                               'file.readahead=0,file.url=' + url)
+        assert 'read failed' in out + err, out + err
+        assert '%s: %s' % (url, detail) in err, err
+    finally:
+        srv.shutdown()
+        srv.server_close()
