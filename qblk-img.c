@@ -69,7 +69,9 @@ static const char *const img_help_text =
 "  rebase [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] "
 "[-u] -b backing_file [-F backing_fmt] filename\n"
 "\n"
-"Every command also accepts --trace PATTERN.\n"
+"Every command also accepts --trace PATTERN and --backing-protocols LIST\n"
+"(the protocols through which a backing file named in an image header may\n"
+"be opened: file, host_device, nbd, http, https, json or all; default file).\n"
 "\n"
 "Command parameters:\n"
 "  'filename' is a disk image file name\n"
@@ -138,6 +140,17 @@ void img_bad_option(int c, char **argv)
     img_error_exit("unrecognized option '%s'", argv[optind - 1]);
 }
 
+/* --backing-protocols LIST: exits with the error on a bad list. */
+static void img_backing_protocols_option(const char *arg)
+{
+    Error *err = NULL;
+
+    if (!bdrv_set_backing_protocols(arg, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
 void img_trace_option(const char *arg)
 {
     if (!trace_opt_parse(arg)) {
@@ -195,6 +208,8 @@ static const struct {
                              IMG_OPT_IMAGE_OPTS } },
     { IMG_LONG_FORCE_SHARE, { "force-share", no_argument, NULL, 'U' } },
     { 0, { "trace", required_argument, NULL, IMG_OPT_TRACE } },
+    { 0, { "backing-protocols", required_argument, NULL,
+           IMG_OPT_BACKING_PROTOCOLS } },
 };
 
 /*
@@ -263,6 +278,9 @@ static bool img_shared_option(int c, char **argv, ImgOpts *o)
         return true;
     case IMG_OPT_TRACE:
         img_trace_option(optarg);
+        return true;
+    case IMG_OPT_BACKING_PROTOCOLS:
+        img_backing_protocols_option(optarg);
         return true;
     case '?':
     case ':':

@@ -229,6 +229,8 @@ static void qio_main_usage(const char *name)
            "  -U, --force-share    do not lock the image\n"
            "  -T, --trace PATTERN  enable trace events matching PATTERN\n"
            "                       ([enable=]PATTERN[,file=FILE])\n"
+           "  --backing-protocols LIST  protocols for backing files named\n"
+           "                       in image headers (default: file)\n"
            "  -h, --help           print this help and exit\n"
            "  -V, --version        print the version and exit\n"
            "\n"
@@ -302,6 +304,15 @@ static void qio_main_opt(int c, const char *arg, QioMainOpts *o,
     case 'I':
         o->image_opts = true;
         break;
+    case 'B': {
+        Error *err = NULL;
+
+        if (!bdrv_set_backing_protocols(arg, &err)) {
+            error_report_err(err);
+            exit(1);
+        }
+        break;
+    }
     case 'h':
         qio_main_usage(progname);
         exit(0);
@@ -344,6 +355,7 @@ static int qio_parse_args(int argc, char **argv, QioMainOpts *o)
         { "force-share", no_argument, NULL, 'U' },
         { "image-opts", no_argument, NULL, 'I' },
         { "object", required_argument, NULL, 'O' },
+        { "backing-protocols", required_argument, NULL, 'B' },
         { NULL, 0, NULL, 0 },
     };
     g_autofree char *progname = g_path_get_basename(argv[0]);

@@ -232,6 +232,17 @@ static void qblk_set_pidfile(const char *path)
  * is created); --help and --version exit here, --daemonize and --pidfile
  * are remembered for main().
  */
+/* --backing-protocols LIST (pass 1, before any image opens). */
+static void qblk_set_backing_protocols(const char *list)
+{
+    Error *err = NULL;
+
+    if (!bdrv_set_backing_protocols(list, &err)) {
+        error_report_err(err);
+        exit(1);
+    }
+}
+
 static void qblk_pass1(int argc, char **argv, const struct option *lo,
                        const char *so)
 {
@@ -252,6 +263,9 @@ static void qblk_pass1(int argc, char **argv, const struct option *lo,
             break;
         case QBLK_OPTION_pidfile:
             qblk_set_pidfile(optarg);
+            break;
+        case QBLK_OPTION_backing_protocols:
+            qblk_set_backing_protocols(optarg);
             break;
         default:
             break;
@@ -365,7 +379,7 @@ static bool qblk_run_option(int id, const char *arg, bool dashdash,
     case QBLK_OPTION_export:
         return block_export_add_from_keyval(arg, errp);
     default:
-        /* help, version, daemonize, pidfile: done in pass 1 */
+        /* help, version, daemonize, pidfile, backing-protocols: pass 1 */
         return true;
     }
 }

@@ -207,6 +207,28 @@ SRST
   the drive, so its ``copy-on-read`` applies to NBD reads.
 ERST
 
+DEF("backing-protocols", HAS_ARG, QBLK_OPTION_backing_protocols,
+    "  --backing-protocols LIST\n"
+    "                         protocols through which backing files named in\n"
+    "                         image headers may be opened (file, host_device,\n"
+    "                         nbd, http, https, json, all; default: file)\n\n")
+SRST
+``--backing-protocols LIST``
+  An image header is untrusted input: its backing file name was chosen by
+  whoever made the image. qblk follows such a name only through the
+  protocols in ``LIST``, comma-separated: ``file`` (regular files),
+  ``host_device`` (block devices), ``nbd``, ``http``, ``https``, ``json``
+  (``json:{...}`` names, whose own drivers must be listed too), or ``all``.
+  The default is ``file``: an image cannot make qblk open a block device or
+  reach a server unless the user says so, e.g.
+  ``--backing-protocols file,nbd`` for overlays on an NBD base. Backing
+  files given in options (``backing=NODE``, ``backing.file.*``) are the
+  user's choice and are not restricted. A refused backing name fails the
+  open with an error naming the image and the backing string. Applies to
+  every image the daemon opens, wherever the option stands; ``qblk-img``
+  and ``qblk-io`` take the same option.
+ERST
+
 DEF("pidfile", HAS_ARG, QBLK_OPTION_pidfile,
     "  --pidfile PATH         write process ID to a file after startup\n\n")
 SRST

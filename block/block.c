@@ -1005,6 +1005,10 @@ static int bdrv_open_backing_chain(BlockDriverState *bs, QDict *opts,
         qdict_has_prefixed_entries(o, "file.")) {
         name = NULL;
     }
+    /* A name from the header is untrusted: only allowed protocols. */
+    if (name && !bdrv_backing_name_allowed(bs, name, errp)) {
+        return -EACCES;
+    }
     link.has_id = bdrv_node_file_id(bs, &link.dev, &link.ino);
     if (!bdrv_chain_check_loop(&link, name, errp)) {
         return -ELOOP;

@@ -378,9 +378,14 @@ class Story:
                 '--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off'
                 % self.qmp_sock,
                 '--monitor', 'chardev=qmp0']
+        allow = ''
+        if self.remote:
+            # a backing URL in an image header needs the user's consent
+            argv += ['--backing-protocols', 'file,http']
+            allow = ' --backing-protocols file,http'
         self.say('$ qblk -drive file=overlay.qcow2,id=drive0,copy-on-read=on'
-                 ' --nbd-server ... --export type=nbd,name=drive0 '
-                 '--monitor ...')
+                 '%s --nbd-server ... --export type=nbd,name=drive0 '
+                 '--monitor ...' % allow)
         proc = self.spawn('qblk', argv)
         try:
             self.qmp = QMP(self.qmp_sock, proc)

@@ -152,7 +152,8 @@ def wait_progress(qmp, timeout=60):
 def test_stream_server_gone_stop_then_resume(daemon, qemu_img, web):
     n, path = web
     top = overlay(qemu_img, daemon, n.url + '/base.raw')
-    d, qmp, sock, uri = start_drive_export(daemon, top)
+    d, qmp, sock, uri = start_drive_export(
+        daemon, top, extra=('--backing-protocols', 'file,http'))
     start_stream(qmp, 'stop')
     wait_progress(qmp)
     n.stop()
@@ -180,7 +181,8 @@ def test_stream_server_gone_report_names_url(daemon, qemu_img, web):
     n, path = web
     url = n.url + '/base.raw'
     top = overlay(qemu_img, daemon, url)
-    d, qmp, sock, uri = start_drive_export(daemon, top)
+    d, qmp, sock, uri = start_drive_export(
+        daemon, top, extra=('--backing-protocols', 'file,http'))
     start_stream(qmp, 'report')
     wait_progress(qmp)
     n.stop()

@@ -235,7 +235,11 @@ def test_http_overlay_qblk_io(qblk_io, qemu_img, base, tmp_path):
     with open(path, 'rb') as f:
         f.seek(65536)
         chunk = f.read(512)
-    rc, out, err = qblk_io('-c', 'write -P 0xab 0 65536',
+    # a URL in an image header is only followed when the user allows it
+    rc, out, err = qblk_io('-c', 'read 0 512', top)
+    assert rc != 0 and url in err and 'protocol \'http\'' in err, out + err
+    rc, out, err = qblk_io('--backing-protocols=file,http',
+                           '-c', 'write -P 0xab 0 65536',
                            '-c', 'read -P 0xab 0 65536',
                            '-c', 'read -v 65536 512', top)
     assert rc == 0 and 'Pattern verification failed' not in out, out + err
@@ -248,13 +252,14 @@ def test_http_overlay_cor_nbd(daemon, qemu_img, qblk_io, nbdcopy, base):
     path, url = base
     top = daemon.path('top.qcow2')
     make_overlay(qemu_img, url, top)
-    qblk_io.ok('-f', 'qcow2', '-c', 'write -P 0x5a 1M 64k', top)
+    qblk_io.ok('--backing-protocols=http', '-f', 'qcow2', '-c',
+               'write -P 0x5a 1M 64k', top)
     expect = daemon.path('expect.raw')
     shutil.copyfile(path, expect)
     with open(expect, 'r+b') as f:
         f.seek(MiB)
         f.write(b'\x5a' * 65536)
-    d = daemon.nbd(['-drive', 'file=%s,format=qcow2,id=drive0,'
+    d = daemon.nbd(['--backing-protocols', 'file,nbd,http,https', '-drive', 'file=%s,format=qcow2,id=drive0,'
                     'copy-on-read=on' % top], export='drive0',
                    writable=False)
     out = daemon.path('out.raw')

@@ -142,11 +142,13 @@ def test_overlay_backed_by_nbd(servers, tmp, qemu_img, qemu_io, qblk_io,
     uri, _ = servers.qemu_nbd(img, 'raw', readonly=True)
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b', uri, '-F', 'raw', top)
-    out = qblk_io.ok('-f', 'qcow2', '-c', 'read -P 0xab 0 1M',
+    out = qblk_io.ok('--backing-protocols=file,nbd', '-f', 'qcow2', '-c',
+                     'read -P 0xab 0 1M',
                      '-c', 'write -P 0x11 0 4k', '-c', 'read -P 0x11 0 4k',
                      '-c', 'read -P 0xcd 2M 64k', top)
     assert 'Pattern verification failed' not in out
-    ours = json.loads(qblk_img.ok('map', '--output=json', top))
+    ours = json.loads(qblk_img.ok('map', '--backing-protocols=nbd',
+                                  '--output=json', top))
     theirs = json.loads(qemu_img.ok('map', '--output=json', top))
     assert ours == theirs
 
@@ -201,7 +203,7 @@ def test_daemon_cor_over_nbd(servers, daemon, tmp, qemu_img, qemu_io):
     uri, _ = servers.qemu_nbd(img, 'raw', readonly=True)
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b', uri, '-F', 'raw', top)
-    d = daemon.nbd(['-drive', 'file=%s,format=qcow2,id=drive0,'
+    d = daemon.nbd(['--backing-protocols', 'file,nbd,http,https', '-drive', 'file=%s,format=qcow2,id=drive0,'
                     'copy-on-read=on' % top], export='drive0')
     out = qemu_io.ok('-r', '-f', 'raw', '-c', 'read -P 0xab 0 1M',
                      '-c', 'read -P 0xcd 2M 64k', d.uri)
@@ -254,7 +256,8 @@ def test_stream_from_nbd_backing(servers, daemon, tmp, qemu_img, qemu_io):
     uri, _ = servers.qemu_nbd(img, 'raw', readonly=True)
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b', uri, '-F', 'raw', top)
-    d, qmp, _, _ = start_drive_export(daemon, top)
+    d, qmp, _, _ = start_drive_export(
+        daemon, top, extra=('--backing-protocols', 'file,nbd'))
     run_job_ok(qmp, 'block-stream', 'drive0', device='drive0')
     qmp.close()
     d.stop()

@@ -177,7 +177,8 @@ def stream_setup(servers, daemon, tmp, qemu_img, qemu_io, size=16):
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b',
                 'nbd+unix:///exp?socket=%s' % srv.sock, '-F', 'raw', top)
-    d, qmp = start_qblk_with_qmp(daemon, ['-drive', 'file=%s,format=qcow2,'
+    d, qmp = start_qblk_with_qmp(daemon, ['--backing-protocols', 'file,nbd,http,https',
+                                          '-drive', 'file=%s,format=qcow2,'
                                           'id=drive0' % top])
     return srv, d, qmp, top, base
 
@@ -257,7 +258,8 @@ def test_error_filter_reads_fail_cleanly(servers, daemon, tmp, qemu_img,
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b',
                 'nbd+unix:///?socket=%s' % srv.sock, '-F', 'raw', top)
-    d, qmp = start_qblk_with_qmp(daemon, ['-drive', 'file=%s,format=qcow2,'
+    d, qmp = start_qblk_with_qmp(daemon, ['--backing-protocols', 'file,nbd,http,https',
+                                          '-drive', 'file=%s,format=qcow2,'
                                           'id=drive0' % top])
     qmp.ok('block-stream', device='drive0')
     seq, data = job_events(qmp, 'drive0', timeout=30)

@@ -139,7 +139,7 @@ def _covered_by_top_write(s, e):
 def stream_and_stop(daemon, top, args=()):
     """qblk with @top as drive0: stream to completion, stop qblk; the
     completion event's data."""
-    d, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0'
+    d, qmp = start(daemon, ['--backing-protocols', 'file,nbd,http,https', '-drive', 'file=%s,format=qcow2,id=drive0'
                             % top] + list(args))
     qmp.ok('block-stream', device='drive0', job_id='s0')
     seq, data = job_events(qmp, 's0', timeout=JOB_TIMEOUT)
@@ -206,7 +206,8 @@ def test_stream_from_nginx(daemon, qemu_img, qblk_io, servers,
     url = web.url + '/base.raw'
     top = make_overlay(qemu_img, d, url, SIZE, unsafe=True)
     # Debian's qemu-io cannot open the http backing: write through qblk
-    qblk_io.ok('-f', 'qcow2', *[a for w in TOP_WRITES for a in ('-c', w)],
+    qblk_io.ok('--backing-protocols=http', '-f', 'qcow2',
+               *[a for w in TOP_WRITES for a in ('-c', w)],
                top)
     stream_and_stop(daemon, top)
     assert_standalone(qemu_img, top, model)
@@ -242,7 +243,8 @@ def test_guest_writes_survive_slow_nbdkit(daemon, qemu_img, servers):
     url = servers.nbdkit('file', 'file=' + base, filters=['delay'],
                                 params=['rdelay=2ms'])
     top = make_overlay(qemu_img, d, url, SMALL)
-    qd, qmp, sock, _ = start_drive_export(daemon, top)
+    qd, qmp, sock, _ = start_drive_export(
+        daemon, top, extra=('--backing-protocols', 'file,nbd'))
     qmp.ok('block-stream', device='drive0', job_id='s0', speed=2 * MiB)
     wait_offset(qmp, 's0', 4 * MiB)
     # [0, 2M) is already streamed, [24M, 32M) not yet (2 MiB/s)
@@ -286,7 +288,7 @@ def test_job_control_with_delayed_nbdkit(daemon, qemu_img, servers):
     url = servers.nbdkit('file', 'file=' + base, filters=['delay'],
                                 params=['rdelay=2ms'], tcp=True)
     top = make_overlay(qemu_img, d, url, SMALL)
-    qd, qmp = start(daemon, ['-drive', 'file=%s,format=qcow2,id=drive0'
+    qd, qmp = start(daemon, ['--backing-protocols', 'file,nbd,http,https', '-drive', 'file=%s,format=qcow2,id=drive0'
                              % top])
     qmp.ok('block-stream', device='drive0', job_id='s0', speed=MiB)
     assert job_events(qmp, 's0', until='running')[0] == ['created',
