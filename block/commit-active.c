@@ -370,21 +370,6 @@ static int coroutine_fn commit_top_co_pdiscard(BlockDriverState *bs,
     return ret;
 }
 
-/* Status is top's: delegate the same range. */
-static int coroutine_fn commit_top_co_block_status(BlockDriverState *bs,
-                                                   bool want_zero,
-                                                   int64_t offset,
-                                                   int64_t bytes,
-                                                   int64_t *pnum,
-                                                   int64_t *map,
-                                                   BlockDriverState **file)
-{
-    *pnum = bytes;
-    *map = offset;
-    *file = bs->file->bs;
-    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-}
-
 /* The bitmap and base follow top's size: no resizing during the job. */
 static int coroutine_fn commit_top_co_truncate(BlockDriverState *bs,
                                                int64_t offset, bool exact,
@@ -410,7 +395,6 @@ static const BlockDriver bdrv_commit_top = {
     .bdrv_co_pwritev = commit_top_co_pwritev,
     .bdrv_co_pwrite_zeroes = commit_top_co_pwrite_zeroes,
     .bdrv_co_pdiscard = commit_top_co_pdiscard,
-    .bdrv_co_block_status = commit_top_co_block_status,
     .bdrv_co_truncate = commit_top_co_truncate,
 
     .supported_write_flags = BDRV_REQ_FUA,

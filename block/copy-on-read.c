@@ -75,19 +75,6 @@ static int coroutine_fn cor_co_pdiscard(BlockDriverState *bs, int64_t offset,
     return bdrv_co_pdiscard(bs->file, offset, bytes);
 }
 
-/* Status is the child's: delegate the same range to it. */
-static int coroutine_fn cor_co_block_status(BlockDriverState *bs,
-                                            bool want_zero, int64_t offset,
-                                            int64_t bytes, int64_t *pnum,
-                                            int64_t *map,
-                                            BlockDriverState **file)
-{
-    *pnum = bytes;
-    *map = offset;
-    *file = bs->file->bs;
-    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-}
-
 static int coroutine_fn cor_co_truncate(BlockDriverState *bs, int64_t offset,
                                         bool exact, PreallocMode prealloc,
                                         BdrvRequestFlags flags, Error **errp)
@@ -113,7 +100,6 @@ const BlockDriver bdrv_copy_on_read = {
     .bdrv_co_pwritev = cor_co_pwritev,
     .bdrv_co_pwrite_zeroes = cor_co_pwrite_zeroes,
     .bdrv_co_pdiscard = cor_co_pdiscard,
-    .bdrv_co_block_status = cor_co_block_status,
     .bdrv_co_truncate = cor_co_truncate,
 
     /* Everything is passed through; the child's core emulates the rest. */
