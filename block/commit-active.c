@@ -286,6 +286,10 @@ static int coroutine_fn commit_top_co_write_child(BdrvChild *child,
     return bdrv_co_pwrite_zeroes(child, offset, bytes, flags);
 }
 
+static void commit_active_copy_done(BlockJobCopier *c,
+                                    const BlockJobCopyRange *r, int ret,
+                                    bool is_read);
+
 /*
  * Write-blocking mode: top, then base, under an op. The guest's result
  * is top's; a failed base write leaves the range dirty for the job.
@@ -308,8 +312,15 @@ static int coroutine_fn commit_top_co_write_both(BlockDriverState *bs,
         base_ret = commit_top_co_write_child(st->base, offset, bytes, qiov,
                                              flags & ~BDRV_REQ_MAY_UNMAP);
         if (base_ret < 0) {
+            BlockJobCopyRange r = { .offset = offset, .bytes = bytes };
+
+            /*
+             * The guest's write is safe in top; the range goes back to
+             * the job (dirty) and the failure through its on-error
+             * policy, as a failed copy would (QEMU's active mirror too).
+             */
             trace_commit_top_base_write_error(bs, offset, bytes, base_ret);
-            commit_active_mark_dirty(s, offset, bytes);
+            commit_active_copy_done(&s->copier, &r, base_ret, false);
         }
     } else {
         commit_active_mark_dirty(s, offset, bytes);

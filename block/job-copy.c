@@ -340,6 +340,16 @@ int coroutine_fn block_job_copier_co_walk(BlockJobCopier *c, int64_t len)
             break;
         }
         ret = block_job_copier_co_pick(c, &r);
+        if (ret == 0 && c->in_flight > 0) {
+            /*
+             * Nothing new to start, but copies still run and one may yet
+             * fail and stop the job, queueing its range for a retry after
+             * the resume: let them settle, then look again (through the
+             * pause point) rather than end with that range uncopied.
+             */
+            block_job_copier_co_wait(c, 1);
+            continue;
+        }
         if (ret == 0) {
             break;
         }

@@ -365,7 +365,10 @@ def problems(res):
         out.append('qblk exited with %r' % res['exit'])
     if not res.get('extra_conn_refused'):
         out.append('connection %d was not refused' % (res['conns'] + 1))
-    if rss_summary(res['rss'])[3] >= RSS_BOUND:
+    # ASan's quarantine keeps freed memory for a while: RSS grows by
+    # design there, so the bound holds for normal builds only.
+    if rss_summary(res['rss'])[3] >= RSS_BOUND and \
+            not os.environ.get('QBLK_SANITIZED'):
         out.append('RSS not flat after warm-up: %r' % res['rss'])
     for m in ('AddressSanitizer', 'runtime error', 'Assertion'):
         if m in res['stderr']:
