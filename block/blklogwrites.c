@@ -13,7 +13,14 @@
  *    the rest of the sector is zero.
  *  - entries follow from sector 1 on, back to back. An entry is one
  *    header sector (u64 sector, u64 nr_sectors, u64 flags, u64 data_len,
- *    rest zero) and then its payload, padded to whole sectors:
+ *    u64 seq, rest zero) and then its payload, padded to whole sectors.
+ *    seq is a qblk addition in what dm-log-writes leaves as padding (its
+ *    readers ignore it): a process-wide counter shared by every
+ *    blklogwrites node, 1 for the first entry. If request Y was issued
+ *    after request X's completion was seen, seq(X) < seq(Y) even when X
+ *    and Y went to different nodes, so replaying several logs merged by
+ *    seq respects the order the program relied on (e.g. a job flushing
+ *    base before rewriting an overlay's header). Entries:
  *      write:    flags 0 (or FUA 2), nr_sectors sectors of data written
  *                at byte sector * S of the file child; data_len is 0;
  *      zero write: logged as a plain write whose payload is zeroes (so a
@@ -61,6 +68,13 @@
 #define BLW_FLAG_MARK 8
 /* The largest log sector size accepted (QEMU's limit too). */
 #define BLW_MAX_SECTOR_SIZE (1 << 20)
+
+/*
+ * Sequence number of the last entry appended by any node (see "seq" in
+ * the format). Only main-loop coroutines append, so a plain counter is
+ * enough.
+ */
+static uint64_t blw_global_seq;
 
 /* Per-node state (bs->opaque). */
 typedef struct BDRVBlkLogWritesState {
@@ -302,6 +316,7 @@ static int coroutine_fn blw_co_append(BlockDriverState *bs, int64_t offset,
     blw_st64(hdr, offset >> s->sector_bits);
     blw_st64(hdr + 8, bytes >> s->sector_bits);
     blw_st64(hdr + 16, flags);
+    blw_st64(hdr + 32, ++blw_global_seq);
     trace_blk_log_writes_append(bs, s->nr_entries, offset, bytes, flags);
     ret = bdrv_co_pwrite(s->log, pos, s->sector_size, hdr, 0);
     if (ret >= 0 && qiov) {
@@ -406,21 +421,6 @@ static int coroutine_fn blk_log_writes_co_flush_to_disk(BlockDriverState *bs)
     return ret;
 }
 
-/* Status is the child's: delegate the same range to it. */
-static int coroutine_fn blk_log_writes_co_block_status(BlockDriverState *bs,
-                                                       bool want_zero,
-                                                       int64_t offset,
-                                                       int64_t bytes,
-                                                       int64_t *pnum,
-                                                       int64_t *map,
-                                                       BlockDriverState **file)
-{
-    *pnum = bytes;
-    *map = offset;
-    *file = bs->file->bs;
-    return BDRV_BLOCK_RAW | BDRV_BLOCK_OFFSET_VALID;
-}
-
 /* Resizes pass through unlogged (see the design note). */
 static int coroutine_fn blk_log_writes_co_truncate(BlockDriverState *bs,
                                                    int64_t offset, bool exact,
@@ -458,7 +458,6 @@ const BlockDriver bdrv_blklogwrites = {
     .bdrv_co_pwrite_zeroes = blk_log_writes_co_pwrite_zeroes,
     .bdrv_co_pdiscard = blk_log_writes_co_pdiscard,
     .bdrv_co_flush_to_disk = blk_log_writes_co_flush_to_disk,
-    .bdrv_co_block_status = blk_log_writes_co_block_status,
     .bdrv_co_truncate = blk_log_writes_co_truncate,
 
     /* FUA is passed down and recorded; zero flags pass unchanged. */

@@ -49,8 +49,10 @@ class Entry:
     """One log entry: index, byte offset/length in the file, flags, and
     the byte range of its payload inside the log."""
 
-    def __init__(self, index, offset, length, flags, data_pos, label):
+    def __init__(self, index, offset, length, flags, data_pos, label,
+                 seq=0):
         self.index = index
+        self.seq = seq          # process-wide order (0: not recorded)
         self.offset = offset
         self.length = length
         self.flags = flags
@@ -77,8 +79,8 @@ class WriteLog:
         self.entries = []
         pos = ss
         for i in range(nr):
-            sector, nsec, flags, dlen = struct.unpack_from('<QQQQ',
-                                                           self.raw, pos)
+            sector, nsec, flags, dlen, seq = struct.unpack_from(
+                '<QQQQQ', self.raw, pos)
             pos += ss
             label = None
             if flags & FLAG_MARK:
@@ -92,7 +94,7 @@ class WriteLog:
                 raise LogFormatError('%s: entry %d runs past the end'
                                      % (path, i))
             self.entries.append(Entry(i, sector * ss, nsec * ss, flags, pos,
-                                      label))
+                                      label, seq))
             pos += payload
 
     def data(self, e):
@@ -366,6 +368,150 @@ def campaign(log_path, initial_path, checker, seed, max_states,
     report('  %d log entries (%d flushes), %d crash states checked, '
            '%d failed' % (len(log.entries), len(log.flush_indexes()),
                           len(states), len(failures)))
+    return len(states), failures
+
+
+# ---- Several logged files (one program, several blklogwrites nodes)
+#
+# qblk stamps every log entry with a process-wide sequence number: if a
+# request was issued after another one's completion was seen, its seq is
+# larger, whichever node either went to. Merging the logs by seq gives
+# one history in which a crash is a single cut: each file keeps its
+# entries up to its own last FLUSH before the cut, and a random subset
+# of its later entries before the cut (FUA ones always). Positions in
+# the merged history ("global counts") replace per-log entry counts in
+# History.durable_at and CrashState.durable.
+
+class MultiLog:
+    """The logs of several files ({name: log path}) merged by seq."""
+
+    def __init__(self, paths):
+        self.logs = {name: WriteLog(p) for name, p in paths.items()}
+        self.merged = sorted(((e.seq, name, e) for name, log in
+                              self.logs.items() for e in log.entries),
+                             key=lambda t: t[0])
+        for name, log in self.logs.items():
+            if log.entries and not log.entries[0].seq:
+                raise LogFormatError('%s: entries carry no sequence numbers'
+                                     % name)
+        self.index = {(name, e.index): k
+                      for k, (_, name, e) in enumerate(self.merged)}
+
+    def position(self, name, count):
+        """Global count of the first count entries of log name."""
+        return 0 if count == 0 else self.index[(name, count - 1)] + 1
+
+    def positions(self, counts):
+        """Global count covering every log's {name: count}: the max."""
+        return max(self.position(n, c) for n, c in counts.items())
+
+    def state(self, name, cut, rng, full=False):
+        """A crash state with merged entries before cut: every log's
+        entries up to its last FLUSH before cut, the rest before cut all
+        (full) or a random subset keeping FUA writes."""
+        applied = {n: [] for n in self.logs}
+        last_flush = {}
+        for k in range(cut):
+            _, n, e = self.merged[k]
+            if e.flags & FLAG_FLUSH:
+                last_flush[n] = e.index
+        for k in range(cut):
+            _, n, e = self.merged[k]
+            if full or e.index <= last_flush.get(n, -1) or \
+                    e.flags & FLAG_FUA or rng.random() < 0.5:
+                applied[n].append(e.index)
+        return CrashState(name, applied, cut)
+
+
+def multi_crash_states(mlog, rng, torn_per_gap=2):
+    """Like crash_states over the merged history: every global flush
+    point (all entries before it applied) and torn cuts in each gap."""
+    n = len(mlog.merged)
+    flushes = [k for k, (_, _, e) in enumerate(mlog.merged)
+               if e.flags & FLAG_FLUSH]
+    for start, end in zip([0] + [f + 1 for f in flushes], flushes + [n]):
+        torn = max(torn_per_gap, min(32, (end - start) // 2))
+        for _ in range(torn if end > start else 0):
+            cut = rng.randint(start, end)
+            yield mlog.state('torn@%d' % cut, cut, rng)
+        if end < n:
+            yield mlog.state('flush@%d' % end, end + 1, rng, full=True)
+
+
+def build_images(initials, mlog, state):
+    """{name: bytes of that file} in crash state state."""
+    return {n: build_image(initials[n], mlog.logs[n],
+                           CrashState(state.name, state.applied[n],
+                                      state.durable))
+            for n in mlog.logs}
+
+
+class ChainChecker:
+    """Judges crash states of several files of one backing chain.
+
+    files: {log name: path the state's file is written to} (all in one
+    directory, which also holds any unlogged image of the chain); plan:
+    callable(state) -> (image whose guest view is checked, {image path:
+    allowed backing names}); every image in the plan is also run
+    through qemu-img check. The guest view is judged as Checker does
+    (original, history with global durable_at)."""
+
+    def __init__(self, files, plan, original, history):
+        self.files = files
+        self.plan = plan
+        self.history = history
+        self.inner = Checker(None, original, history, set())
+
+    def check(self, images, state):
+        for name, data in images.items():
+            with open(self.files[name], 'wb') as f:
+                f.write(data)
+        view_image, names = self.plan(state)
+        fails = []
+        for path in sorted(names):
+            rc, out = run([QEMU_IMG, 'check', '-q', '-f', 'qcow2', path])
+            if rc not in (0, 3):
+                fails.append('%s: qemu-img check exit %d: %s'
+                             % (os.path.basename(path), rc, out[-600:]))
+                continue
+            with open(path, 'rb') as f:
+                name = backing_name(f.read(65536))
+            if name not in names[path]:
+                fails.append('%s: backing file %r not in %r' % (
+                    os.path.basename(path), name,
+                    sorted(map(str, names[path]))))
+        if fails:
+            return fails
+        self.inner.image = view_image
+        return ['%s: %s' % (os.path.basename(view_image), f)
+                for f in self.inner.check_content(state)]
+
+
+def multi_campaign(log_paths, initial_paths, checker, seed, max_states,
+                   torn_per_gap=2, report=print):
+    """campaign() for several logged files ({name: path} each)."""
+    mlog = MultiLog(log_paths)
+    initials = {}
+    for n, p in initial_paths.items():
+        with open(p, 'rb') as f:
+            initials[n] = f.read()
+    rng = random.Random(seed)
+    states = list(multi_crash_states(mlog, rng, torn_per_gap))
+    if len(states) > max_states - 1:
+        states = rng.sample(states, max(max_states - 1, 0))
+        states.sort(key=lambda st: st.durable)
+    states.append(mlog.state('final', len(mlog.merged), rng, full=True))
+    failures = []
+    for st in states:
+        fails = checker.check(build_images(initials, mlog, st), st)
+        if fails:
+            failures.append((st.name, fails))
+            report('  FAIL %s: %s' % (st.name, '; '.join(fails[:3])))
+    report('  %d log entries in %d logs (%d flushes), %d crash states '
+           'checked, %d failed' % (
+               len(mlog.merged), len(mlog.logs),
+               sum(len(l.flush_indexes()) for l in mlog.logs.values()),
+               len(states), len(failures)))
     return len(states), failures
 
 

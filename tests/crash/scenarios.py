@@ -6,7 +6,8 @@ image's file under a blklogwrites filter, then replays the log
 A scenario is a function scenario_NAME(env, rng) returning a Run: where
 the log and the pre-run copy are, and the Checker for the states. Add a
 new one by writing such a function and listing it in SCENARIOS; see
-docs/crash-replay.rst.
+docs/crash-replay.rst. Scenarios that change two files (the commit jobs)
+log both and return dicts of logs and copies (replay.multi_campaign).
 
 CLI (make crash-test):
   scenarios.py [--only NAME] [--seed N] [--max-states N] [--rounds N]
@@ -187,10 +188,12 @@ def log_entries(env):
         return struct.unpack('<QQQ', f.read(24))[2]
 
 
-def guest_io(env, client, rng, history, ops, read_share=0.0):
+def guest_io(env, client, rng, history, ops, read_share=0.0,
+             mark=log_entries):
     """ops random guest requests over NBD: writes (sub-cluster and
-    multi-cluster), some zero writes and FUA writes, reads (read_share of ops); a flush
-    every few, recording the log count after each acknowledged flush."""
+    multi-cluster), some zero writes and FUA writes, reads (read_share of
+    ops); a flush every few, recording mark(env) (the log count) after
+    each acknowledged flush."""
     for i in range(ops):
         length = rng.choice([512, 1024, 4096, 8192, 3 * 4096, 32768])
         offset = rng.randrange((SIZE - length) // 512) * 512
@@ -204,14 +207,14 @@ def guest_io(env, client, rng, history, ops, read_share=0.0):
             # FUA: this write alone is stable once acknowledged.
             client.write(offset, history.add_write(offset, length),
                          CMD_FLAG_FUA)
-            history.writes[-1]['durable_at'] = log_entries(env)
+            history.writes[-1]['durable_at'] = mark(env)
         else:
             client.write(offset, history.add_write(offset, length))
         if rng.random() < 0.15:
             client.flush()
-            history.flushed(log_entries(env))
+            history.flushed(mark(env))
     client.flush()
-    history.flushed(log_entries(env))
+    history.flushed(mark(env))
 
 
 # ---- Scenarios
@@ -288,7 +291,8 @@ def scenario_commit(env, rng):
     equals top's view."""
     make_chain(env, rng)
     env.qemu_io('top.qcow2', *['write -P 0x%02x %d %d' % (
-        rng.randrange(0x40, 0xff), rng.randrange(SIZE // CLUSTER) * CLUSTER,
+        rng.randrange(0x40, 0xff),
+        rng.randrange(SIZE // CLUSTER - 4) * CLUSTER,
         CLUSTER * rng.randint(1, 4)) for _ in range(48)])
     base_view = env.guest_view('base.qcow2')
     top_view = env.guest_view('top.qcow2')
@@ -339,12 +343,182 @@ def scenario_stream(env, rng, ops=60):
     return Run(env.path('log'), initial, checker)
 
 
+# ---- Two logged files: block-commit over QMP
+#
+# Both base's and top's files are under their own blklogwrites node (logs
+# base.log and top.log); replay.MultiLog merges them by the entries'
+# process-wide sequence numbers, so a crash state is one cut through
+# both histories. Guest flush positions are recorded as {log: count} and
+# turned into global counts once the logs are complete.
+
+def make_chain3(env, rng):
+    """base.qcow2 <- mid.qcow2 <- top.qcow2, each with data of its own
+    (mid's is what an intermediate commit moves into base)."""
+    make_chain(env, rng)
+    os.rename(env.path('top.qcow2'), env.path('mid.qcow2'))
+    env.qemu_io('mid.qcow2', *['write -P 0x%02x %d %d' % (
+        rng.randrange(0x40, 0xff),
+        rng.randrange(SIZE // CLUSTER - 4) * CLUSTER,
+        CLUSTER * rng.randint(1, 4)) for _ in range(48)])
+    env.run('qemu-img', 'create', '-q', '-f', 'qcow2', '-o',
+            'cluster_size=%d' % CLUSTER, '-b', 'mid.qcow2', '-F', 'qcow2',
+            'top.qcow2', str(SIZE))
+    for _ in range(8):
+        env.qemu_io('top.qcow2', 'write -P 0x%02x %d %d' % (
+            rng.randrange(0x40, 0xff),
+            rng.randrange(SIZE // CLUSTER) * CLUSTER, CLUSTER))
+
+
+def logged_qcow2(name, backing=None):
+    """--blockdev values: NAME.qcow2 as node NAME, its file logged to
+    NAME.log (backing: a node name, or None for the header's none)."""
+    return ['driver=file,filename=%s.qcow2,node-name=%s-file' % (name, name),
+            'driver=file,filename=%s.log,node-name=%s-logf' % (name, name),
+            'driver=blklogwrites,node-name=%s-blw,file=%s-file,'
+            'log=%s-logf' % (name, name, name),
+            'driver=qcow2,node-name=%s,file=%s-blw%s' % (
+                name, name, ',backing=%s' % backing if backing else '')]
+
+
+def log_counts(env, names=('base', 'top')):
+    """{log: nr_entries of its super block now}: a guest flush mark."""
+    counts = {}
+    for n in names:
+        with open(env.path('%s.log' % n), 'rb') as f:
+            counts[n] = struct.unpack('<QQQ', f.read(24))[2]
+    return counts
+
+
+def snapshot_files(env, names=('base', 'top')):
+    """Copies of NAME.qcow2 before the run, empty NAME.log; crash dir."""
+    os.mkdir(env.path('crash'))
+    initial = {}
+    for n in names:
+        initial[n] = env.path('%s.qcow2.initial' % n)
+        shutil.copyfile(env.path('%s.qcow2' % n), initial[n])
+        open(env.path('%s.log' % n), 'wb').close()
+    return initial
+
+
+def globalise(history, log_paths):
+    """Turn the {log: count} durable marks into global counts."""
+    mlog = replay.MultiLog(log_paths)
+    for w in history.writes:
+        if w['durable_at'] is not None:
+            w['durable_at'] = mlog.positions(w['durable_at'])
+    return mlog
+
+
+def qmp_daemon(env, blockdevs, export_node):
+    qmp_sock = env.path('qmp.sock')
+    extra = ['--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off'
+             % qmp_sock, '--monitor', 'chardev=qmp0']
+    d = Daemon(env, blockdevs, export_node, extra)
+    qmp = QMPClient(qmp_sock, timeout=60)
+    qmp.negotiate()
+    return d, qmp
+
+
+def job_completed(qmp, job):
+    ev = qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=120,
+                        match={'device': job})
+    if 'error' in ev['data']:
+        raise ScenarioError('job %s failed: %s' % (job, ev['data']))
+
+
+def scenario_commit_intermediate(env, rng, ops=50):
+    """block-commit of mid into base (top-node=mid) while the guest
+    writes to top over NBD: base gets mid's data and a flush, then top's
+    header names base. Every state: both images check clean, top names
+    mid or base, and top's guest view (through whichever chain its
+    header names) holds every flushed guest write over the old data."""
+    make_chain3(env, rng)
+    original = env.guest_view('top.qcow2')
+    initial = snapshot_files(env)
+    shutil.copyfile(env.path('mid.qcow2'), env.path('crash/mid.qcow2'))
+    history = replay.History()
+    devs = (logged_qcow2('base') +
+            ['driver=file,filename=mid.qcow2,node-name=mid-file',
+             'driver=qcow2,node-name=mid,file=mid-file,backing=base'] +
+            logged_qcow2('top', 'mid'))
+    d, qmp = qmp_daemon(env, devs, 'top')
+    try:
+        c = NbdClient.unix(d.sock, timeout=60)
+        c.connect('d')
+        guest_io(env, c, rng, history, ops // 2, mark=log_counts)
+        qmp.ok('block-commit', job_id='c0', device='top', top_node='mid',
+               base_node='base', backing_file='base.qcow2',
+               speed=2 * MiB)
+        guest_io(env, c, rng, history, ops, mark=log_counts)
+        job_completed(qmp, 'c0')
+        guest_io(env, c, rng, history, ops // 4, mark=log_counts)
+        c.disconnect()
+        qmp.close()
+    finally:
+        d.stop()
+    with open(env.path('top.qcow2'), 'rb') as f:
+        if replay.backing_name(f.read(65536)) != 'base.qcow2':
+            raise ScenarioError('commit did not make top name base.qcow2')
+    logs = {n: env.path('%s.log' % n) for n in ('base', 'top')}
+    globalise(history, logs)
+    crash = {n: env.path('crash/%s.qcow2' % n) for n in ('base', 'top')}
+    names = {crash['top']: {'mid.qcow2', 'base.qcow2'},
+             crash['base']: {None}}
+    checker = replay.ChainChecker(crash, lambda st: (crash['top'], names),
+                                  original, history)
+    return Run(logs, initial, checker)
+
+
+def scenario_commit_active(env, rng, ops=50):
+    """Active commit of top into base with block-job-complete (pivot)
+    while the guest writes: before the pivot the guest writes top, after
+    it base. States cut before the pivot are judged on top over base,
+    states after it on base alone; both must hold every flushed guest
+    write, both images check clean, no header changes."""
+    make_chain(env, rng)
+    original = env.guest_view('top.qcow2')
+    initial = snapshot_files(env)
+    history = replay.History()
+    devs = logged_qcow2('base') + logged_qcow2('top', 'base')
+    d, qmp = qmp_daemon(env, devs, 'top')
+    try:
+        c = NbdClient.unix(d.sock, timeout=60)
+        c.connect('d')
+        guest_io(env, c, rng, history, ops // 2, mark=log_counts)
+        qmp.ok('block-commit', job_id='c0', device='top', speed=4 * MiB)
+        guest_io(env, c, rng, history, ops, mark=log_counts)
+        qmp.event_wait('BLOCK_JOB_READY', timeout=120,
+                       match={'device': 'c0'})
+        qmp.ok('block-job-complete', device='c0')
+        job_completed(qmp, 'c0')
+        pivot = log_counts(env)
+        guest_io(env, c, rng, history, ops // 2, mark=log_counts)
+        c.disconnect()
+        qmp.close()
+    finally:
+        d.stop()
+    logs = {n: env.path('%s.log' % n) for n in ('base', 'top')}
+    mlog = globalise(history, logs)
+    pivot_at = mlog.positions(pivot)
+    crash = {n: env.path('crash/%s.qcow2' % n) for n in ('base', 'top')}
+    names = {crash['top']: {'base.qcow2'}, crash['base']: {None}}
+
+    def plan(st):
+        # The guest's image: top before the pivot, base from it on.
+        return (crash['top'] if st.durable < pivot_at else crash['base'],
+                names)
+    checker = replay.ChainChecker(crash, plan, original, history)
+    return Run(logs, initial, checker)
+
+
 SCENARIOS = {
     'alloc': scenario_alloc,
     'cor': scenario_cor,
     'rebase': scenario_rebase,
     'commit': scenario_commit,
     'stream': scenario_stream,
+    'commit-intermediate': scenario_commit_intermediate,
+    'commit-active': scenario_commit_active,
 }
 
 
@@ -360,6 +534,9 @@ def run_scenario(name, seed, max_states, workdir, report=print):
     env = Env(workdir)
     report('scenario %s (seed %d)' % (name, seed))
     r = SCENARIOS[name](env, rng)
+    if isinstance(r.log, dict):
+        return replay.multi_campaign(r.log, r.initial, r.checker, seed,
+                                     max_states, report=report)
     return replay.campaign(r.log, r.initial, r.checker, seed, max_states,
                            report=report)
 
