@@ -321,11 +321,9 @@ def test_http_write_refused(qblk_io, base):
 USER, PASSWORD = 'guest', 'Sesame-0pen'
 
 
-@pytest.fixture
-def auth_web(tmp_path):
-    """An nginx with HTTP basic auth (USER/PASSWORD) serving base.raw;
-    yields (Nginx, data)."""
-    n = Nginx(str(tmp_path), auth=(USER, PASSWORD))
+def serve_random_base(n):
+    """Fill @n's www with SIZE random bytes as base.raw, start it and
+    yield (n, data); stop it afterwards (for fixtures)."""
     data = os.urandom(SIZE)
     with open(os.path.join(n.www, 'base.raw'), 'wb') as f:
         f.write(data)
@@ -334,6 +332,13 @@ def auth_web(tmp_path):
         yield n, data
     finally:
         n.stop()
+
+
+@pytest.fixture
+def auth_web(tmp_path):
+    """An nginx with HTTP basic auth (USER/PASSWORD) serving base.raw;
+    yields (Nginx, data)."""
+    yield from serve_random_base(Nginx(str(tmp_path), auth=(USER, PASSWORD)))
 
 
 def test_http_auth_401_without_credentials(qblk_img, auth_web):
@@ -386,15 +391,7 @@ def test_http_missing_secret_refused(qblk_img, base):
 def https_web(tmp_path):
     """An nginx serving base.raw over HTTPS with a self-signed
     certificate; yields (Nginx, data)."""
-    n = Nginx(str(tmp_path), ssl=True)
-    data = os.urandom(SIZE)
-    with open(os.path.join(n.www, 'base.raw'), 'wb') as f:
-        f.write(data)
-    n.start()
-    try:
-        yield n, data
-    finally:
-        n.stop()
+    yield from serve_random_base(Nginx(str(tmp_path), ssl=True))
 
 
 def test_https_sslverify_off_reads_match(qblk_io, https_web):
