@@ -45,12 +45,45 @@ http {{
     uwsgi_temp_path {d}/tmp;
     scgi_temp_path {d}/tmp;
     server {{
-        listen 127.0.0.1:{port};
+        listen {listen};
         root {root};
 {extra}
     }}
 }}
 """
+
+
+def write_nginx_conf(d, listen, root, extra=''):
+    """Write @d/nginx.conf for NGINX_CONF (@listen: "127.0.0.1:PORT",
+    maybe with " ssl"; @extra: server directives) and make @d/tmp;
+    returns the config's path."""
+    os.makedirs(os.path.join(d, 'tmp'), exist_ok=True)
+    conf = os.path.join(d, 'nginx.conf')
+    with open(conf, 'w') as f:
+        if os.geteuid() == 0:
+            # workers would drop to "nobody", who cannot read our dirs
+            f.write('user root;\n')
+        f.write(NGINX_CONF.format(d=d, listen=listen, root=root,
+                                  extra=extra))
+    return conf
+
+
+def read_access_log(d):
+    """The access log of the nginx in @d, parsed: [(method, uri, status,
+    range header, body bytes)]."""
+    path = os.path.join(d, 'access.log')
+    if not os.path.exists(path):
+        return []
+    out = []
+    with open(path) as f:
+        for line in f:
+            parts = line.split('"')
+            if len(parts) < 3:
+                continue
+            method, uri, status = parts[0].split()
+            out.append((method, uri, int(status), parts[1],
+                        int(parts[2].strip() or 0)))
+    return out
 
 
 def require_binary(name, *extra_paths):
@@ -61,7 +94,7 @@ def require_binary(name, *extra_paths):
     pytest.skip('%s is not installed (scripts/install-deps.sh)' % name)
 
 
-def _tcp_open(port):
+def tcp_open(port):
     """True if something accepts TCP connections on 127.0.0.1:@port."""
     try:
         socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
@@ -78,19 +111,7 @@ class WebServer:
 
     def access_log(self):
         """The parsed access log: [(method, uri, status, range, bytes)]."""
-        path = os.path.join(self.dir, 'access.log')
-        if not os.path.exists(path):
-            return []
-        out = []
-        with open(path) as f:
-            for line in f:
-                parts = line.split('"')
-                if len(parts) < 3:
-                    continue
-                method, uri, status = parts[0].split()
-                out.append((method, uri, int(status), parts[1],
-                            int(parts[2].strip() or 0)))
-        return out
+        return read_access_log(self.dir)
 
 
 class RemoteServers:
@@ -133,7 +154,7 @@ class RemoteServers:
         if tcp:
             port = free_tcp_port()
             return (('127.0.0.1', port), 'nbd://127.0.0.1:%d/' % port,
-                    lambda: _tcp_open(port))
+                    lambda: tcp_open(port))
         sock = self._name(prefix) + '.sock'
         return (sock, None, lambda: os.path.exists(sock))
 
@@ -180,15 +201,8 @@ class RemoteServers:
         more directives for the server block (e.g. auth_basic)."""
         binary = require_binary('nginx', '/usr/sbin/nginx')
         d = self._name('nginx')
-        os.makedirs(os.path.join(d, 'tmp'))
         port = free_tcp_port()
-        conf = os.path.join(d, 'nginx.conf')
-        with open(conf, 'w') as f:
-            if os.geteuid() == 0:
-                # workers would drop to "nobody", who cannot read our dirs
-                f.write('user root;\n')
-            f.write(NGINX_CONF.format(d=d, port=port, root=root,
-                                      extra=server_extra))
+        conf = write_nginx_conf(d, '127.0.0.1:%d' % port, root, server_extra)
         url = 'http://127.0.0.1:%d' % port
 
         def ready():

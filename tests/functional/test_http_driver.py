@@ -12,7 +12,6 @@ import http.server
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,32 +20,9 @@ import pytest
 
 from daemon import free_tcp_port
 from qblk_testlib import MiB
+from remote_servers import read_access_log, tcp_open, write_nginx_conf
 
 SIZE = 4 * MiB
-
-# {listen}: "127.0.0.1:PORT" or "127.0.0.1:PORT ssl"; {extra}: server
-# directives (auth, TLS, test locations). The access log records the
-# Range header of every request (test_http_cor.py parses it).
-NGINX_CONF = """daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    log_format ranges '$request_method $uri $status "$http_range"';
-    access_log {d}/access.log ranges;
-    client_body_temp_path {d}/tmp;
-    proxy_temp_path {d}/tmp;
-    fastcgi_temp_path {d}/tmp;
-    uwsgi_temp_path {d}/tmp;
-    scgi_temp_path {d}/tmp;
-    server {{
-        listen {listen};
-        root {d}/www;
-{extra}
-    }}
-}}
-"""
 
 
 def dump_bytes(out):
@@ -102,7 +78,6 @@ class Nginx:
         self.d, self.ssl = d, ssl
         self.www = os.path.join(d, 'www')
         os.makedirs(self.www, exist_ok=True)
-        os.makedirs(os.path.join(d, 'tmp'), exist_ok=True)
         self.port = free_tcp_port()
         self.proc = None
         scheme = 'https' if ssl else 'http'
@@ -118,21 +93,7 @@ class Nginx:
                 f.write(htpasswd_line(*auth))
             extra += ('\n        auth_basic "images";'
                       '\n        auth_basic_user_file %s/htpasswd;' % d)
-        self.conf = os.path.join(d, 'nginx.conf')
-        with open(self.conf, 'w') as f:
-            if os.geteuid() == 0:
-                # workers would drop to "nobody", who cannot read the dir
-                f.write('user root;\n')
-            f.write(NGINX_CONF.format(d=d, listen=listen, extra=extra))
-
-    def _up(self):
-        """True once the server answers TCP connections."""
-        try:
-            socket.create_connection(('127.0.0.1', self.port),
-                                     timeout=1).close()
-            return True
-        except OSError:
-            return False
+        self.conf = write_nginx_conf(d, listen, self.www, extra)
 
     def start(self):
         self.proc = subprocess.Popen([nginx_binary(), '-c', self.conf,
@@ -140,7 +101,7 @@ class Nginx:
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         deadline = time.monotonic() + 20
-        while not self._up():
+        while not tcp_open(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 pytest.fail('nginx did not start: %s'
@@ -159,16 +120,7 @@ class Nginx:
 
     def access_log(self):
         """[(method, uri, status, range header)] of every request so far."""
-        out = []
-        path = os.path.join(self.d, 'access.log')
-        if os.path.exists(path):
-            with open(path) as f:
-                for line in f:
-                    parts = line.split('"')
-                    if len(parts) >= 2:
-                        method, uri, status = parts[0].split()
-                        out.append((method, uri, int(status), parts[1]))
-        return out
+        return [e[:4] for e in read_access_log(self.d)]
 
 
 @pytest.fixture
