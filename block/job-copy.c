@@ -369,7 +369,7 @@ int coroutine_fn block_job_copier_co_walk(BlockJobCopier *c, int64_t len)
         if (c->ops->co_dispatched) {
             c->ops->co_dispatched(c);
         }
-        if (!g_queue_is_empty(&c->retry) || c->cursor >= c->len) {
+        if (!g_queue_is_empty(&c->retry)) {
             /* Let stopped copies settle (and queue their retries). */
             block_job_copier_co_wait(c, 1);
         }
