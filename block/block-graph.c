@@ -98,9 +98,10 @@ int bdrv_replace_node(BlockDriverState *from, BlockDriverState *to,
 /*
  * Checks first (nothing changes on failure), then, inside a drained
  * section of both nodes: link bs under overlay, move bs's users up.
- * bdrv_drain() runs before the drained section so that, in the usual
- * case, no new request gets parked (a parked request would resume on
- * the node it had looked up before parking).
+ * Requests arriving meanwhile park before they look up their node, so
+ * they resume on the overlay. (No plain bdrv_drain() first: under a
+ * steady guest load it would wait for an idle moment that may never
+ * come.)
  */
 int bdrv_append(BlockDriverState *overlay, BlockDriverState *bs,
                 Error **errp)
@@ -125,7 +126,6 @@ int bdrv_append(BlockDriverState *overlay, BlockDriverState *bs,
         return -EINVAL;
     }
     bdrv_ref(bs);
-    bdrv_drain(bs);
     bdrv_drained_begin(bs);
     bdrv_drained_begin(overlay);
     ret = bdrv_set_backing_hd(overlay, bs, errp);

@@ -979,7 +979,6 @@ static bool commit_active_insert_filter(CommitActiveJob *s, Error **errp)
 
     root->pinned = true;
     file->pinned = true;
-    bdrv_drain(s->top);
     bdrv_drained_begin(s->top);
     ret = bdrv_replace_node(s->top, s->filter, errp);
     bdrv_drained_end(s->top);

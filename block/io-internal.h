@@ -24,12 +24,6 @@
 void bdrv_inc_in_flight(BlockDriverState *bs);
 void bdrv_dec_in_flight(BlockDriverState *bs);
 
-/*
- * Park a request from a root child while a drained section covers its
- * node or a node below it. Returns at once when nothing is drained.
- */
-void coroutine_fn bdrv_co_wait_unquiesced(BdrvChild *child);
-
 /* The grain tracked requests overlap on: cluster size, else alignment. */
 int64_t bdrv_tracking_grain(BlockDriverState *bs);
 

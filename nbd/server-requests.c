@@ -548,11 +548,16 @@ static int coroutine_fn nbd_co_cmd_block_status(NBDRequest *req)
                         ctx, 4, ext, 8 * n);
 }
 
-/* Run one command and send its reply. */
+/*
+ * Run one command and send its reply. The command waits out a drained
+ * section first: flush and block status look up the export's node
+ * directly, and a drain must not keep seeing new requests arrive.
+ */
 static int coroutine_fn nbd_co_dispatch(NBDRequest *req)
 {
     NBDClient *client = req->client;
 
+    bdrv_co_wait_unquiesced(client->exp->root);
     switch (req->type) {
     case NBD_CMD_READ:
         return nbd_co_cmd_read(req);

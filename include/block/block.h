@@ -306,6 +306,13 @@ void bdrv_drain(BlockDriverState *bs);
 /* Drain, then keep new external requests on bs queued until _end. */
 void bdrv_drained_begin(BlockDriverState *bs);
 void bdrv_drained_end(BlockDriverState *bs);
+/*
+ * Park a request from a root child (a device, an export, a job) while a
+ * drained section covers its node or a node below it; returns at once
+ * when nothing is drained. Data requests do this themselves; a user that
+ * looks up child's node first (flush, block status) calls it before.
+ */
+void coroutine_fn bdrv_co_wait_unquiesced(BdrvChild *child);
 /* Drain every node. */
 void bdrv_drain_all(void);
 

@@ -319,7 +319,9 @@ class FioGuest:
             'fio', '--name=guest', '--rw=randwrite', '--bsrange=4k-64k',
             '--blockalign=4k', '--size=%d' % size, '--io_size=%d' % io_size,
             '--randseed=%d' % seed, '--verify=pattern',
-            '--verify_pattern=%s%%o' % pattern, '--verify_fatal=1'] + \
+            '--verify_pattern=%s%%o' % pattern, '--verify_fatal=1',
+            # no local-guest-0-verify.state left in the working directory
+            '--verify_state_save=0'] + \
             list(extra) + ['--output-format=json']
 
     def args(self, extra=()):
