@@ -114,7 +114,11 @@ SRST
     The I/O back end of the image's file node.
 
   Other options (``discard``, ``cache.direct``, ``file.locking``, ...) are
-  passed to the image's node.
+  passed to the image's node. ``backing.*`` options reach the backing image
+  the header names: ``backing.file.locking=off`` or
+  ``backing.file.reconnect-delay=5`` tune the protocol node opened from
+  that name, while ``backing.file.filename`` or ``backing.file.driver``
+  replace it.
 ERST
 
 DEF("chardev", HAS_ARG, QBLK_OPTION_chardev,
@@ -222,8 +226,11 @@ SRST
   The default is ``file``: an image cannot make qblk open a block device or
   reach a server unless the user says so, e.g.
   ``--backing-protocols file,nbd`` for overlays on an NBD base. Backing
-  files given in options (``backing=NODE``, ``backing.file.*``) are the
-  user's choice and are not restricted. A refused backing name fails the
+  files given in options (``backing=NODE``, ``backing.file.filename``,
+  ``backing.file.driver``) are the user's choice and are not restricted;
+  options that only tune the backing's protocol node (such as
+  ``backing.file.locking=off`` or ``backing.file.reconnect-delay=N``) keep
+  the header's name, which is checked. A refused backing name fails the
   open with an error naming the image and the backing string. Applies to
   every image the daemon opens, wherever the option stands; ``qblk-img``
   and ``qblk-io`` take the same option.

@@ -668,6 +668,21 @@ static const BlockDriver *bdrv_pick_driver(const char *filename,
 }
 
 /*
+ * True if a format node's options say themselves where its bytes are: a
+ * "file" reference, or "file.filename" / "file.driver". Other "file."
+ * options (file.locking=off, file.reconnect-delay=5) only tune the
+ * protocol node opened from the node's file name, as in QEMU, so that
+ * -drive ...,backing.file.locking=off still opens the header's backing
+ * file.
+ */
+static bool bdrv_options_locate_file(QDict *options)
+{
+    return qdict_haskey(options, "file") ||
+           qdict_haskey(options, "file.filename") ||
+           qdict_haskey(options, "file.driver");
+}
+
+/*
  * Hand the filename to the driver: "filename" for protocols (parsed or
  * with its "proto:" prefix removed), "file.filename" for formats.
  */
@@ -698,8 +713,7 @@ static bool bdrv_place_filename(BlockDriverState *bs,
                   sizeof(bs->filename));
         return true;
     }
-    if (filename && !qdict_haskey(options, "file") &&
-        !qdict_has_prefixed_entries(options, "file.")) {
+    if (filename && !bdrv_options_locate_file(options)) {
         qdict_put_str(options, "file.filename", filename);
     }
     if (filename) {
@@ -840,8 +854,7 @@ BdrvChild *bdrv_open_child(const char *filename, QDict *options,
         }
         return bdrv_attach_child(parent, bs, child_name, role, errp);
     }
-    if (qdict_haskey(sub, "filename") || qdict_haskey(sub, "file") ||
-        qdict_has_prefixed_entries(sub, "file.")) {
+    if (qdict_haskey(sub, "filename") || bdrv_options_locate_file(sub)) {
         filename = NULL;
     }
     if (!filename && qdict_size(sub) == 0) {
@@ -1001,8 +1014,7 @@ static int bdrv_open_backing_chain(BlockDriverState *bs, QDict *opts,
     if (!bdrv_backing_driver(bs, o, errp)) {
         return -EINVAL;
     }
-    if (qdict_haskey(o, "file") || qdict_haskey(o, "filename") ||
-        qdict_has_prefixed_entries(o, "file.")) {
+    if (qdict_haskey(o, "filename") || bdrv_options_locate_file(o)) {
         name = NULL;
     }
     /* A name from the header is untrusted: only allowed protocols. */

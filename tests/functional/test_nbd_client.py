@@ -196,15 +196,23 @@ def test_errors(servers, tmp, qemu_img, qemu_io, qblk_img, qblk_io):
     assert rc == 1 and 'socket=' in err
 
 
-def test_daemon_cor_over_nbd(servers, daemon, tmp, qemu_img, qemu_io):
-    require_qblk('copy-on-read through the nbd client driver')
+def nbd_backed_overlay(servers, tmp, qemu_img, qemu_io):
+    """r.raw (make_raw) served read-only by qemu-nbd, and top.qcow2 whose
+    header names it by its nbd+unix:// URL; (raw path, overlay path)."""
     img = str(tmp / 'r.raw')
     make_raw(qemu_img, qemu_io, img)
     uri, _ = servers.qemu_nbd(img, 'raw', readonly=True)
     top = str(tmp / 'top.qcow2')
     qemu_img.ok('create', '-f', 'qcow2', '-b', uri, '-F', 'raw', top)
-    d = daemon.nbd(['--backing-protocols', 'file,nbd,http,https', '-drive', 'file=%s,format=qcow2,id=drive0,'
-                    'copy-on-read=on' % top], export='drive0')
+    return img, top
+
+
+def test_daemon_cor_over_nbd(servers, daemon, tmp, qemu_img, qemu_io):
+    require_qblk('copy-on-read through the nbd client driver')
+    _, top = nbd_backed_overlay(servers, tmp, qemu_img, qemu_io)
+    d = daemon.nbd(['--backing-protocols', 'file,nbd,http,https', '-drive',
+                    'file=%s,format=qcow2,id=drive0,copy-on-read=on' % top],
+                   export='drive0')
     out = qemu_io.ok('-r', '-f', 'raw', '-c', 'read -P 0xab 0 1M',
                      '-c', 'read -P 0xcd 2M 64k', d.uri)
     assert 'Pattern verification failed' not in out
@@ -213,6 +221,39 @@ def test_daemon_cor_over_nbd(servers, daemon, tmp, qemu_img, qemu_io):
     top_data = [e for e in m if e['depth'] == 0 and e['data']]
     assert top_data and top_data[0]['start'] == 0
     assert top_data[0]['length'] >= MiB
+
+
+def test_drive_backing_file_options_tune_the_header_backing(
+        servers, daemon, tmp, qemu_img, qemu_io):
+    """-drive ...,backing.file.OPT=V opens the backing file the header
+    names, with OPT passed to its protocol node, as in QEMU: an nbd
+    option reaches the nbd driver (a bad value is refused naming it), and
+    an option the protocol lacks is refused naming the protocol."""
+    require_qblk('-drive backing.file.* options')
+    img, top = nbd_backed_overlay(servers, tmp, qemu_img, qemu_io)
+    drive = 'file=%s,format=qcow2,id=drive0,backing.file.' % top
+    d = daemon.nbd(['--backing-protocols', 'file,nbd', '-drive',
+                    drive + 'reconnect-delay=7'], export='drive0')
+    out = qemu_io.ok('-r', '-f', 'raw', '-c', 'read -P 0xab 0 1M',
+                     '-c', 'read -P 0xcd 2M 64k', d.uri)
+    assert 'Pattern verification failed' not in out
+    d.stop()
+    bad = daemon.run(['--backing-protocols', 'file,nbd', '-drive',
+                      drive + 'reconnect-delay=soon'])
+    assert bad.returncode == 1
+    assert 'reconnect-delay' in bad.stderr, bad.stderr
+    local = str(tmp / 'local.qcow2')
+    qemu_img.ok('create', '-f', 'qcow2', '-b', img, '-F', 'raw', local)
+    d = daemon.nbd(['-drive', 'file=%s,format=qcow2,id=drive0,'
+                    'backing.file.locking=off' % local], export='drive0')
+    out = qemu_io.ok('-r', '-f', 'raw', '-c', 'read -P 0xab 0 1M', d.uri)
+    assert 'Pattern verification failed' not in out
+    d.stop()
+    bad = daemon.run(['-drive', 'file=%s,format=qcow2,id=drive0,'
+                      'backing.file.reconnect-delay=7' % local])
+    assert bad.returncode == 1
+    assert "Block protocol 'file' doesn't support the option " \
+        "'reconnect-delay'" in bad.stderr, bad.stderr
 
 
 def test_daemon_blockdev_nbd_node(servers, daemon, tmp, qemu_img, qemu_io):
