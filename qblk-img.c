@@ -30,6 +30,7 @@
 #include "qemu/keyval.h"
 #include "qemu/trace-control.h"
 #include "qemu/job-progress.h"
+#include "qemu/secret.h"
 #include "block/block.h"
 #include "block/block_int.h"
 #include "qblk-img.h"
@@ -69,9 +70,11 @@ static const char *const img_help_text =
 "  rebase [--image-opts] [-U] [-q] [-f fmt] [-t cache] [-T src_cache] [-p] "
 "[-u] -b backing_file [-F backing_fmt] filename\n"
 "\n"
-"Every command also accepts --trace PATTERN and --backing-protocols LIST\n"
+"Every command also accepts --trace PATTERN, --backing-protocols LIST\n"
 "(the protocols through which a backing file named in an image header may\n"
-"be opened: file, host_device, nbd, http, https, json or all; default file).\n"
+"be opened: file, host_device, nbd, http, https, json or all; default file)\n"
+"and --object secret,id=ID,data=TEXT|file=PATH[,format=raw|base64] (a\n"
+"secret for options such as password-secret=ID; may be repeated).\n"
 "\n"
 "Command parameters:\n"
 "  'filename' is a disk image file name\n"
@@ -140,17 +143,6 @@ void img_bad_option(int c, char **argv)
     img_error_exit("unrecognized option '%s'", argv[optind - 1]);
 }
 
-/* --backing-protocols LIST: exits with the error on a bad list. */
-static void img_backing_protocols_option(const char *arg)
-{
-    Error *err = NULL;
-
-    if (!bdrv_set_backing_protocols(arg, &err)) {
-        error_report_err(err);
-        exit(1);
-    }
-}
-
 void img_trace_option(const char *arg)
 {
     if (!trace_opt_parse(arg)) {
@@ -210,6 +202,7 @@ static const struct {
     { 0, { "trace", required_argument, NULL, IMG_OPT_TRACE } },
     { 0, { "backing-protocols", required_argument, NULL,
            IMG_OPT_BACKING_PROTOCOLS } },
+    { 0, { "object", required_argument, NULL, IMG_OPT_OBJECT } },
 };
 
 /*
@@ -280,7 +273,10 @@ static bool img_shared_option(int c, char **argv, ImgOpts *o)
         img_trace_option(optarg);
         return true;
     case IMG_OPT_BACKING_PROTOCOLS:
-        img_backing_protocols_option(optarg);
+        bdrv_set_backing_protocols(optarg, &error_fatal);
+        return true;
+    case IMG_OPT_OBJECT:
+        qblk_object_add_from_opts(optarg, &error_fatal);
         return true;
     case '?':
     case ':':

@@ -21,6 +21,7 @@
 #define IMG_OPT_OUTPUT     0x1001   /* --output */
 #define IMG_OPT_IMAGE_OPTS 0x1002   /* --image-opts */
 #define IMG_OPT_BACKING_PROTOCOLS 0x1003 /* --backing-protocols, every command */
+#define IMG_OPT_OBJECT     0x1004   /* --object, every command */
 /* First free long option value for subcommand-specific options. */
 #define IMG_OPT_BASE       0x1010
 

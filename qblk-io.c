@@ -23,6 +23,7 @@
 #include "qemu/osdep.h"
 #include "qemu/aio.h"
 #include "qemu/keyval.h"
+#include "qemu/secret.h"
 #include "qemu/trace-control.h"
 #include "qapi/error.h"
 #include "block/block.h"
@@ -231,6 +232,8 @@ static void qio_main_usage(const char *name)
            "                       ([enable=]PATTERN[,file=FILE])\n"
            "  --backing-protocols LIST  protocols for backing files named\n"
            "                       in image headers (default: file)\n"
+           "  --object OBJECTDEF   define a secret for password-secret=ID\n"
+           "                       options (secret,id=ID,data=TEXT|file=PATH)\n"
            "  -h, --help           print this help and exit\n"
            "  -V, --version        print the version and exit\n"
            "\n"
@@ -304,15 +307,9 @@ static void qio_main_opt(int c, const char *arg, QioMainOpts *o,
     case 'I':
         o->image_opts = true;
         break;
-    case 'B': {
-        Error *err = NULL;
-
-        if (!bdrv_set_backing_protocols(arg, &err)) {
-            error_report_err(err);
-            exit(1);
-        }
+    case 'B':
+        bdrv_set_backing_protocols(arg, &error_fatal);
         break;
-    }
     case 'h':
         qio_main_usage(progname);
         exit(0);
@@ -327,7 +324,8 @@ static void qio_main_opt(int c, const char *arg, QioMainOpts *o,
     case 'i':
         qio_unsupported("-k/-i (AIO mode selection)");
     case 'O':
-        qio_unsupported("--object");
+        qblk_object_add_from_opts(arg, &error_fatal);
+        break;
     default:
         qio_main_usage(progname);
         exit(1);

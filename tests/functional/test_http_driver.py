@@ -317,6 +317,29 @@ def test_http_auth_password_secret_reads(daemon, nbdcopy, auth_web):
         assert f.read() == data
 
 
+def test_http_auth_tools_take_object(qblk_img, qblk_io, auth_web,
+                                     tmp_path):
+    """qblk-img and qblk-io take --object as qemu-img and qemu-io do: a
+    convert from the authenticated server equals the data, qblk-io reads
+    a pattern-free range back, and a bad --object fails before opening."""
+    n, data = auth_web
+    opts = ('driver=http,url=%s/base.raw,username=%s,password-secret=sec0'
+            % (n.url, USER))
+    secret = 'secret,id=sec0,data=' + PASSWORD
+    out = str(tmp_path / 'out.raw')
+    qblk_img.ok('convert', '--object', secret, '--image-opts', opts,
+                '-O', 'raw', out)
+    with open(out, 'rb') as f:
+        assert f.read() == data
+    r = qblk_io.ok('--object', secret, '--image-opts', '-r',
+                   '-c', 'read -v 4096 16', opts)
+    assert ''.join('%02x' % b for b in data[4096:4100]) in \
+        r.replace(' ', ''), r
+    rc, _, err = qblk_img('info', '--object', 'secret,id=sec0',
+                          '--image-opts', opts)
+    assert rc == 1 and "Either 'file' or 'data' must be provided" in err, err
+
+
 def test_http_auth_wrong_password_refused(daemon, auth_web):
     """A wrong password: the open fails naming the URL and HTTP 401, and
     the password itself is never printed."""
