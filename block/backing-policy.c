@@ -109,6 +109,10 @@ static bool backing_json_allowed(const char *json, const char **bad,
             drv = bdrv_find_format(v);
         } else if (!strcmp(leaf, "filename")) {
             drv = bdrv_default_protocol(v, NULL);
+            if (!drv) {
+                *bad = "unknown";   /* as for a plain name, refuse now */
+                return false;
+            }
         }
         if (drv && drv->protocol && !backing_protocol_allowed(drv->format_name)) {
             *bad_owned = g_strdup(drv->format_name);

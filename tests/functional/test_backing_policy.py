@@ -78,6 +78,21 @@ def test_json_backing_needs_json_and_its_drivers(qblk_io, qemu_img,
     assert rc != 0 and 'Could not connect' in err, err
 
 
+def test_unknown_protocol_refused_inside_json_too(qblk_io, qemu_img,
+                                                  tmp_path):
+    """A filename with a protocol qblk does not know is refused by the
+    check, inside a json: name as for a plain one, before any open."""
+    for backing, allow in (('gopher://x/base.raw', 'all'),
+                           ('json:' + json.dumps({
+                               'driver': 'raw',
+                               'file': {'filename': 'gopher://x/b.raw'}}),
+                            'file,json')):
+        top = overlay(qemu_img, tmp_path, backing)
+        rc, out, err = qblk_io('--backing-protocols=' + allow, '-c',
+                               'read 0 512', top)
+        assert rc != 0 and refused(err, top, backing, 'unknown'), err
+
+
 def test_block_device_backing_needs_host_device(qblk_io, qemu_img,
                                                 tmp_path):
     devs = [os.path.join('/dev', d) for d in ('loop0', 'sda', 'vda', 'nvme0n1')]
