@@ -9,8 +9,10 @@
  * protocols the user allowed (--backing-protocols; "file" by default).
  * A json:{...} name needs "json" and every protocol driver it names must
  * be allowed as well. Backing files the user gives in options (backing
- * references, backing.file.* options, qblk-img -b) are the user's own
- * choice and are not checked here.
+ * references, backing.file.filename / backing.file.driver, qblk-img -b)
+ * are the user's own choice and are not checked here; options that only
+ * tune the protocol node (backing.file.locking) keep the header's name,
+ * which is.
  *
  * State: one global list, set once at start-up from the command line;
  * main loop thread only.
