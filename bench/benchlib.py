@@ -1,6 +1,8 @@
 """Helpers shared by qblk's benchmarks (bench/run.py, nbd.py, stream.py,
-commit.py, qmp.py): images, daemon runs, a QMP client, the guest (fio
-over NBD), alternating qsd/qblk pairs and the ratio rows.
+commit.py, qmp.py, remote.py): images, daemon runs, the block job side
+of a QMP client, the guest (fio over NBD), alternating qsd/qblk pairs and
+the ratio rows. The QMP client and the socket probe themselves are
+qblkpy's (python/qblkpy/), shared with the tests and the demo.
 
 Each benchmark keeps its own workloads and table; what lives here is the
 machinery they all drive the same way, so that a fix to, say, how a
@@ -10,19 +12,23 @@ import argparse
 import contextlib
 import json
 import os
-import select
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'python'))
+
+from qblkpy import qmp, sockets  # noqa: E402
+
 CHUNK = 4 * 1024 * 1024
 MiB = 1 << 20
 READY_TIMEOUT = 10
+QMP_TIMEOUT = 60
 EVENT_TIMEOUT = 600
 
 
@@ -109,28 +115,16 @@ class Server:
         self.errpath = os.path.join(d, 'daemon.stderr')
         self.ok = True
 
-    def _ready(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.sock)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
-
     def __enter__(self):
         with open(self.errpath, 'wb') as err:
             self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err)
-        deadline = time.monotonic() + READY_TIMEOUT
-        while not self._ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.proc.kill()
-                self.proc.wait()
-                raise RuntimeError('%s did not start:\n%s' % (
-                    ' '.join(self.argv[:3]), self.stderr()))
-            time.sleep(0.02)
+        if not sockets.wait_accepting(self.sock, READY_TIMEOUT,
+                                      lambda: self.proc.poll() is None):
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError('%s did not start:\n%s' % (
+                ' '.join(self.argv[:3]), self.stderr()))
         return self
 
     def stderr(self):
@@ -154,72 +148,18 @@ class Server:
         return False
 
 
-class QMP:
-    """A minimal QMP client: greeting, negotiation, commands, events."""
+class QMP(qmp.QMPClient):
+    """qblkpy's QMP client, negotiated, with the block job helpers of the
+    benchmarks; QMP failures are RuntimeErrors (qmp.QMPError)."""
 
     def __init__(self, path):
-        deadline = time.monotonic() + 10
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.02)
-        self.buf = b''
-        self.events = []
-        self.recv(10)
-        self.cmd('qmp_capabilities')
-
-    def recv(self, timeout):
-        """The next message as a dict; events are also queued."""
-        deadline = time.monotonic() + timeout
-        while b'\n' not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
-                raise RuntimeError('QMP: nothing within %d s' % timeout)
-            data = self.sock.recv(65536)
-            if not data:
-                raise RuntimeError('QMP connection closed')
-            self.buf += data
-        line, self.buf = self.buf.split(b'\n', 1)
-        msg = json.loads(line)
-        if 'event' in msg:
-            self.events.append(msg)
-        return msg
-
-    def cmd(self, name, **args):
-        """Run a command; return its 'return' value or raise."""
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = {k.replace('_', '-'): v
-                                for k, v in args.items()}
-        self.sock.sendall(json.dumps(msg).encode() + b'\n')
-        while True:
-            r = self.recv(60)
-            if 'event' in r:
-                continue
-            if 'error' in r:
-                raise RuntimeError('%s: %s' % (name, r['error']))
-            return r['return']
-
-    def wait_event(self, names, timeout=EVENT_TIMEOUT):
-        """The first queued or arriving event whose name is in @names."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for ev in self.events:
-                if ev['event'] in names:
-                    self.events.remove(ev)
-                    return ev
-            self.recv(max(deadline - time.monotonic(), 0.001))
+        super().__init__(path, QMP_TIMEOUT)
+        self.negotiate()
 
     def wait_job(self, name, what, timeout=EVENT_TIMEOUT):
         """Wait for block job event @name; raise (naming @what) if the
         job ended otherwise or failed. Returns the monotonic time."""
-        ev = self.wait_event((name, 'BLOCK_JOB_COMPLETED',
+        ev = self.event_wait((name, 'BLOCK_JOB_COMPLETED',
                               'BLOCK_JOB_CANCELLED'), timeout)
         if ev['event'] != name or 'error' in ev['data']:
             raise RuntimeError('%s: waited for %s, got %r' % (what, name, ev))
@@ -227,18 +167,16 @@ class QMP:
 
     def cancel_job(self, job):
         """Force-cancel @job and wait until it has ended."""
-        self.cmd('block-job-cancel', device=job, force=True)
-        self.wait_event(('BLOCK_JOB_CANCELLED', 'BLOCK_JOB_COMPLETED'))
+        self.ok('block-job-cancel', device=job, force=True)
+        self.event_wait(('BLOCK_JOB_CANCELLED', 'BLOCK_JOB_COMPLETED'),
+                        EVENT_TIMEOUT)
 
     def job_offset(self):
         """query-block-jobs offset of the only job; raise if it ended."""
-        jobs = self.cmd('query-block-jobs')
+        jobs = self.ok('query-block-jobs')
         if not jobs:
             raise RuntimeError('the job ended before the rate was measured')
         return jobs[0]['offset']
-
-    def close(self):
-        self.sock.close()
 
 
 class QMPRun:

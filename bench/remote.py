@@ -31,18 +31,19 @@ Runs alternate qsd then qblk, --pairs times, after an untimed warm-up
 of each; qblk's streamed overlay is checked once against the base.
 """
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 
-from benchlib import (QMPRun, Server, compare_or_raise, daemon_binaries,
-                      group_rows, image_info, job_bench_argparser,
-                      nbd_export_args, parse_size, qmp_monitor_args,
-                      scratch_dir, unlink_if_exists)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), 'python'))
+
+from qblkpy import nginx, sockets  # noqa: E402
+from benchlib import (QMPRun, Server,  # noqa: E402
+                      compare_or_raise, daemon_binaries, group_rows,
+                      image_info, job_bench_argparser, nbd_export_args,
+                      parse_size, qmp_monitor_args, scratch_dir,
+                      unlink_if_exists)
 
 MiB = 1 << 20
 NBD_DELAY = os.environ.get('QBLK_BENCH_NBD_DELAY', '5ms')
@@ -50,26 +51,6 @@ NBDCOPY_TIMEOUT = 120
 # The copy-on-read reader: one connection, 4 requests in flight (a guest
 # at QD4). QEMU 7.2's curl driver hangs with 8 or more in flight.
 COR_READER = ('--connections=1', '--requests=4')
-
-NGINX_CONF = """daemon off;
-worker_processes 2;
-pid {d}/nginx.pid;
-error_log {d}/nginx-error.log;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp;
-    proxy_temp_path {d}/tmp;
-    fastcgi_temp_path {d}/tmp;
-    uwsgi_temp_path {d}/tmp;
-    scgi_temp_path {d}/tmp;
-    keepalive_requests 100000;
-    server {{
-        listen 127.0.0.1:{port};
-        root {d}/www;
-    }}
-}}
-"""
 
 
 def make_base(path, size):
@@ -88,14 +69,6 @@ def make_base(path, size):
             left -= len(chunk)
         gen.kill()
         gen.wait()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 class Nbdkit:
@@ -126,32 +99,21 @@ class Nginx:
 
     def __init__(self, d):
         self.d = d
-        self.port = free_port()
+        self.port = sockets.free_tcp_port()
         self.url = 'http://127.0.0.1:%d' % self.port
 
     def __enter__(self):
-        os.makedirs(os.path.join(self.d, 'tmp'), exist_ok=True)
-        conf = os.path.join(self.d, 'nginx.conf')
-        with open(conf, 'w') as f:
-            if os.geteuid() == 0:
-                f.write('user root;\n')
-            f.write(NGINX_CONF.format(d=self.d, port=self.port))
-        nginx = shutil.which('nginx') or '/usr/sbin/nginx'
-        self.proc = subprocess.Popen([nginx, '-c', conf, '-p', self.d + '/'],
+        nginx.write_conf(self.d, '127.0.0.1:%d' % self.port,
+                         os.path.join(self.d, 'www'), workers=2,
+                         keepalive_requests=100000)
+        self.proc = subprocess.Popen(nginx.argv(self.d),
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                urllib.request.urlopen(self.url + '/', timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break
-            except OSError:
-                if (self.proc.poll() is not None or
-                        time.monotonic() > deadline):
-                    raise RuntimeError('nginx did not start')
-                time.sleep(0.05)
+        while not nginx.answers(self.url + '/'):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError('nginx did not start')
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc):
@@ -193,7 +155,7 @@ class Run(QMPRun):
 
     def timed_stream(self):
         t0 = time.monotonic()
-        self.qmp.cmd('block-stream', job_id='s', device='top')
+        self.qmp.ok('block-stream', job_id='s', device='top')
         return self.qmp.wait_job('BLOCK_JOB_COMPLETED', 'stream') - t0
 
 

@@ -86,7 +86,7 @@ class Run(QMPRun):
         """Start the stream; returns the monotonic start time."""
         t0 = time.monotonic()
         args = {'speed': speed} if speed else {}
-        self.qmp.cmd('block-stream', job_id='s', device='top', **args)
+        self.qmp.ok('block-stream', job_id='s', device='top', **args)
         return t0
 
     def wait_done(self):

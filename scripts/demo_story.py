@@ -19,17 +19,22 @@ import ctypes
 import hashlib
 import json
 import os
-import select
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 
 MiB = 1024 * 1024
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'python'))
+
+from qblkpy import nginx, sockets  # noqa: E402
+from qblkpy.qmp import QMPClient, QMPError  # noqa: E402
+
+QMP_TIMEOUT = 30
 
 
 class StoryError(Exception):
@@ -70,79 +75,6 @@ def guest_tools():
     if not shutil.which('cpio'):
         missing.append('cpio is not installed')
     return missing
-
-
-class QMP:
-    """Minimal QMP client: commands in order, events kept in .events."""
-
-    def __init__(self, path, proc, timeout=30):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self.sock.connect(path)
-                break
-            except (FileNotFoundError, ConnectionRefusedError):
-                if proc.poll() is not None:
-                    raise StoryError('qblk exited')
-                if time.monotonic() > deadline:
-                    raise StoryError('qblk QMP socket %s never came up'
-                                     % path)
-                time.sleep(0.05)
-        self.buf = b''
-        self.events = []
-        self.timeout = timeout
-        self._recv()
-        self.execute('qmp_capabilities')
-
-    def _recv(self, timeout=None):
-        """The next message; events are also appended to .events."""
-        deadline = time.monotonic() + (timeout or self.timeout)
-        while b'\n' not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise StoryError('qblk did not answer on QMP in time')
-            r, _, _ = select.select([self.sock], [], [], left)
-            if r:
-                data = self.sock.recv(65536)
-                if not data:
-                    raise StoryError('qblk closed the QMP connection')
-                self.buf += data
-        line, self.buf = self.buf.split(b'\n', 1)
-        msg = json.loads(line)
-        if 'event' in msg:
-            self.events.append(msg)
-        return msg
-
-    def execute(self, name, **args):
-        """Run command @name (args with '_' for '-'); its return value."""
-        msg = {'execute': name}
-        if args:
-            msg['arguments'] = {k.replace('_', '-'): v
-                                for k, v in args.items()}
-        self.sock.sendall(json.dumps(msg).encode() + b'\n')
-        while True:
-            r = self._recv()
-            if 'event' in r:
-                continue
-            if 'error' in r:
-                raise StoryError('%s failed: %s' % (name, r['error']['desc']))
-            return r['return']
-
-    def poll_events(self):
-        """Read every event already waiting on the socket."""
-        while b'\n' in self.buf or select.select([self.sock], [], [], 0)[0]:
-            self._recv()
-
-    def find_event(self, name, job):
-        """The first event @name for job @job seen so far, or None."""
-        for e in self.events:
-            if e['event'] == name and e['data'].get('device') == job:
-                return e
-        return None
-
-    def close(self):
-        self.sock.close()
 
 
 class Guest:
@@ -326,30 +258,16 @@ class Story:
 
     def start_nginx(self, www):
         """nginx on an ephemeral 127.0.0.1 port serving @www; its URL."""
-        nginx = shutil.which('nginx') or '/usr/sbin/nginx'
-        if not os.access(nginx, os.X_OK):
+        if not os.access(nginx.binary(), os.X_OK):
             raise StoryError('nginx is not installed (scripts/install-deps.sh)')
-        s = socket.socket()
-        s.bind(('127.0.0.1', 0))
-        port = s.getsockname()[1]
-        s.close()
+        port = sockets.free_tcp_port()
         d = self.path('nginx')
-        os.mkdir(d)
-        conf = os.path.join(d, 'nginx.conf')
-        with open(conf, 'w') as f:
-            f.write(NGINX_CONF.format(d=d, port=port, www=www))
-        self.spawn('nginx', [nginx, '-p', d, '-c', conf])
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                socket.create_connection(('127.0.0.1', port), 0.5).close()
-                break
-            except OSError:
-                if self.procs['nginx'].poll() is not None or \
-                        time.monotonic() > deadline:
-                    raise StoryError('nginx did not start: %s'
-                                     % self.log_tail('nginx'))
-                time.sleep(0.05)
+        nginx.write_conf(d, '127.0.0.1:%d' % port, www)
+        proc = self.spawn('nginx', nginx.argv(d))
+        if not sockets.wait_accepting(('127.0.0.1', port), 15,
+                                      lambda: proc.poll() is None, 0.05):
+            raise StoryError('nginx did not start: %s'
+                             % self.log_tail('nginx'))
         return 'http://127.0.0.1:%d' % port
 
     def make_overlay(self):
@@ -388,9 +306,11 @@ class Story:
                  '--monitor ...' % allow)
         proc = self.spawn('qblk', argv)
         try:
-            self.qmp = QMP(self.qmp_sock, proc)
-        except StoryError as e:
-            raise StoryError('%s (status %s): %s'
+            self.qmp = QMPClient(self.qmp_sock, QMP_TIMEOUT,
+                                 alive=lambda: proc.poll() is None)
+            self.qmp.negotiate()
+        except (QMPError, OSError) as e:
+            raise StoryError('no QMP from qblk: %s (status %s): %s'
                              % (e, proc.poll(), self.log_tail('qblk')))
 
     def boot_guest(self, timeout=90):
@@ -428,7 +348,7 @@ class Story:
                  for k, v in args.items()}
         self.say('-> %s' % json.dumps({'execute': name,
                                        'arguments': shown}))
-        return self.qmp.execute(name, **args)
+        return self.qmp.ok(name, **args)
 
     def watch_job(self, job, title, timeout, on_ready=None):
         """Poll job @job until BLOCK_JOB_COMPLETED; record its numbers.
@@ -439,28 +359,28 @@ class Story:
         total = polls = 0
         line = ''
         while True:
-            self.qmp.poll_events()
-            if on_ready and self.qmp.find_event('BLOCK_JOB_READY', job):
+            self.qmp.drain_events(0)
+            mine = {'device': job}
+            if on_ready and self.qmp.find_event('BLOCK_JOB_READY', mine):
                 self.progress_end(line)
                 on_ready()
                 on_ready, line = None, ''
-            if self.qmp.find_event('BLOCK_JOB_CANCELLED', job):
+            if self.qmp.find_event('BLOCK_JOB_CANCELLED', mine):
                 raise StoryError('%s was cancelled' % title)
-            done = self.qmp.find_event('BLOCK_JOB_COMPLETED', job)
+            done = self.qmp.find_event('BLOCK_JOB_COMPLETED', mine)
             if done:
                 break
             if time.monotonic() - t0 > timeout:
                 raise StoryError('%s did not finish within %ds' % (title,
                                                                    timeout))
-            info = [j for j in self.qmp.execute('query-block-jobs')
+            info = [j for j in self.qmp.ok('query-block-jobs')
                     if j['device'] == job]
             if info:
                 now, off = time.monotonic(), info[0]['offset']
                 total = info[0]['len']
                 samples = [s for s in samples if now - s[0] < 3]
                 samples.append((now, off))
-                hmp = self.qmp.execute('human-monitor-command',
-                                       command_line='info block-jobs')
+                hmp = self.qmp.hmp('info block-jobs')
                 line = self.progress_line(hmp, job, samples, off, total)
                 if self.progress:
                     print('\r' + line + '\033[K', end='', flush=True)
@@ -525,7 +445,7 @@ class Story:
                  speed=self.commit_speed)
         self.watch_job('commit1', 'block-commit (active)', timeout, complete)
         files = [b['inserted']['file'] for b in
-                 self.qmp.execute('query-block')
+                 self.qmp.ok('query-block')
                  if b.get('device') == 'drive0' and 'inserted' in b]
         if files and os.path.abspath(files[0]) != self.overlay:
             raise StoryError('drive0 is on %s after the active commit, not '
@@ -619,34 +539,18 @@ class Story:
 
     def run_all(self):
         """The whole story; raises StoryError on any failure."""
-        self.make_base()
-        self.make_overlay()
-        self.start_qblk()
-        self.boot_guest()
-        self.run_jobs()
-        self.stop_guest()
+        try:
+            self.make_base()
+            self.make_overlay()
+            self.start_qblk()
+            self.boot_guest()
+            self.run_jobs()
+            self.stop_guest()
+        except QMPError as e:
+            raise StoryError('QMP: %s' % e) from e
         self.verify()
         for line in self.report():
             self.say(line)
         if self.failures:
             raise StoryError('%d checks failed' % len(self.failures))
 
-
-NGINX_CONF = """daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {d}/tmp;
-    proxy_temp_path {d}/tmp;
-    fastcgi_temp_path {d}/tmp;
-    uwsgi_temp_path {d}/tmp;
-    scgi_temp_path {d}/tmp;
-    server {{
-        listen 127.0.0.1:{port};
-        root {www};
-    }}
-}}
-"""

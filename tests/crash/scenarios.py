@@ -19,20 +19,20 @@ import os
 import random
 import shutil
 import signal
-import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'functional'))
+sys.path.insert(0, os.path.join(ROOT, 'python'))
 
 import replay  # noqa: E402
-from qmp_client import QMPClient  # noqa: E402
+from qblkpy.qmp import QMPClient  # noqa: E402
+from qblkpy.sockets import wait_accepting  # noqa: E402
 from nbd_client import (CMD_FLAG_FUA, CMD_WRITE_ZEROES,  # noqa: E402
                         NbdClient)
 
@@ -137,25 +137,12 @@ class Daemon:
             self.proc = subprocess.Popen(args, cwd=env.dir, stdout=err,
                                          stderr=err,
                                          stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.fail('qblk exited early')
-            if self._connects():
-                return
-            time.sleep(0.02)
+        if wait_accepting(self.sock, 30, lambda: self.proc.poll() is None):
+            return
+        if self.proc.poll() is not None:
+            self.fail('qblk exited early')
         self.proc.kill()
         self.fail('qblk socket not ready')
-
-    def _connects(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            s.connect(self.sock)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
 
     def fail(self, what):
         with open(self.errpath, errors='replace') as f:

@@ -18,7 +18,6 @@ tests use are translated into the equivalent --blockdev chain.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -26,6 +25,7 @@ import time
 import pytest
 
 from qblk_testlib import CRASH_MARKERS, assert_no_crash, build_dir, run
+from qblkpy.sockets import accepts, free_tcp_port  # noqa: F401 (re-exported)
 
 READY_TIMEOUT = 10
 STOP_TIMEOUT = 10
@@ -100,13 +100,6 @@ def run_daemon(args):
     return rc, out, err
 
 
-def free_tcp_port():
-    """A TCP port that was free a moment ago (the daemon binds it next)."""
-    s = socket.socket()
-    s.bind(('127.0.0.1', 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def short_tmpdir(prefix='qblk-t-'):
@@ -170,19 +163,8 @@ class Daemon:
 
     def _try_connect(self):
         if self.ready[0] == 'unix':
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            addr = self.ready[1]
-        else:
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            addr = (self.ready[1], self.ready[2])
-        try:
-            s.settimeout(1)
-            s.connect(addr)
-            return True
-        except OSError:
-            return False
-        finally:
-            s.close()
+            return accepts(self.ready[1])
+        return accepts((self.ready[1], self.ready[2]))
 
     def wait_ready(self, timeout=READY_TIMEOUT):
         """Wait until the socket accepts connections; fail (with stderr)

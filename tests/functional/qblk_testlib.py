@@ -1,5 +1,7 @@
 """Helpers shared by the functional tests (imported by conftest.py and tests).
 
+Importing it puts the repository's python/ (package qblkpy) on sys.path.
+
 run() executes a program and returns (rc, stdout, stderr); Tool wraps one
 program and, for qblk's programs, asserts that it did not crash. Model is
 the expected guest-visible content of an image, built from the same
@@ -9,10 +11,15 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), '..', '..'))
+# The Python helpers shared with scripts/ and bench/ (python/qblkpy): every
+# test module imports this one first, directly or through daemon.py.
+if os.path.join(REPO, 'python') not in sys.path:
+    sys.path.insert(0, os.path.join(REPO, 'python'))
 CRASH_MARKERS = ('Sanitizer', 'Segmentation', 'Aborted', 'core dumped',
                  'runtime error:', 'Assertion', 'assertion failed')
 TIMEOUT = 120

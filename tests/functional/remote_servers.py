@@ -16,56 +16,23 @@ by its own pid. Nothing here talks to qblk.
 """
 import os
 import shutil
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 from daemon import free_tcp_port, short_tmpdir
+from qblkpy import nginx, sockets
 
 START_TIMEOUT = 20.0
 
-# nginx in the foreground, one worker, everything (pid, logs, temp files)
-# in the test's directory; static files get Range support by default.
-NGINX_CONF = """daemon off;
-worker_processes 1;
-pid {d}/nginx.pid;
-error_log {d}/error.log;
-events {{ worker_connections 256; }}
-http {{
-    log_format ranges '$request_method $uri $status "$http_range" '
-                      '$body_bytes_sent';
-    access_log {d}/access.log ranges;
-    client_body_temp_path {d}/tmp;
-    proxy_temp_path {d}/tmp;
-    fastcgi_temp_path {d}/tmp;
-    uwsgi_temp_path {d}/tmp;
-    scgi_temp_path {d}/tmp;
-    server {{
-        listen {listen};
-        root {root};
-{extra}
-    }}
-}}
-"""
-
 
 def write_nginx_conf(d, listen, root, extra=''):
-    """Write @d/nginx.conf for NGINX_CONF (@listen: "127.0.0.1:PORT",
-    maybe with " ssl"; @extra: server directives) and make @d/tmp;
-    returns the config's path."""
-    os.makedirs(os.path.join(d, 'tmp'), exist_ok=True)
-    conf = os.path.join(d, 'nginx.conf')
-    with open(conf, 'w') as f:
-        if os.geteuid() == 0:
-            # workers would drop to "nobody", who cannot read our dirs
-            f.write('user root;\n')
-        f.write(NGINX_CONF.format(d=d, listen=listen, root=root,
-                                  extra=extra))
-    return conf
+    """Write @d/nginx.conf: one worker serving @root on @listen
+    ("127.0.0.1:PORT", maybe with " ssl"), with @extra server directives
+    and the access log that read_access_log() parses; returns its path."""
+    return nginx.write_conf(d, listen, root, access_log=True,
+                            server_extra=extra)
 
 
 def read_access_log(d):
@@ -96,11 +63,7 @@ def require_binary(name, *extra_paths):
 
 def tcp_open(port):
     """True if something accepts TCP connections on 127.0.0.1:@port."""
-    try:
-        socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
+    return sockets.accepts(('127.0.0.1', port), timeout=0.5)
 
 
 class WebServer:
@@ -199,22 +162,12 @@ class RemoteServers:
     def nginx(self, root, server_extra=''):
         """nginx serving directory @root; a WebServer. @server_extra:
         more directives for the server block (e.g. auth_basic)."""
-        binary = require_binary('nginx', '/usr/sbin/nginx')
+        require_binary('nginx', '/usr/sbin/nginx')
         d = self._name('nginx')
         port = free_tcp_port()
-        conf = write_nginx_conf(d, '127.0.0.1:%d' % port, root, server_extra)
+        write_nginx_conf(d, '127.0.0.1:%d' % port, root, server_extra)
         url = 'http://127.0.0.1:%d' % port
-
-        def ready():
-            try:
-                urllib.request.urlopen(url + '/', timeout=1).close()
-            except urllib.error.HTTPError:
-                pass        # 403/404 for the index: the server is up
-            except OSError:
-                return False
-            return True
-
-        self._spawn([binary, '-c', conf, '-p', d + '/'], url, ready,
+        self._spawn(nginx.argv(d), url, lambda: nginx.answers(url + '/'),
                     os.path.join(d, 'stderr.log'))
         return WebServer(self.procs[url], url, root, d)
 

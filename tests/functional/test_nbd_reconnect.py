@@ -10,7 +10,6 @@ export) and qemu-img the judge of the images.
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -20,18 +19,8 @@ import pytest
 from daemon import require_qblk, short_tmpdir
 from jobs_util import job_events, query_job
 from qblk_testlib import MiB
+from qblkpy.sockets import accepts
 from qmp_client import start_qblk_with_qmp
-
-
-def _connectable(sock):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(sock)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
 
 
 class Server:
@@ -41,6 +30,13 @@ class Server:
         self.argv_fn = argv_fn
         self.sock = sock
         self.proc = None
+        self.timer = None
+
+    def start_later(self, delay):
+        """start() from a timer thread in @delay seconds (kill() waits for
+        it, so the fixture never tears down a server still starting)."""
+        self.timer = threading.Timer(delay, self.start)
+        self.timer.start()
 
     def start(self):
         if os.path.exists(self.sock):
@@ -49,13 +45,16 @@ class Server:
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
-        while not _connectable(self.sock):
+        while not accepts(self.sock):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail('NBD server did not come up on %s' % self.sock)
             time.sleep(0.02)
         return self
 
     def kill(self):
+        if self.timer:
+            self.timer.join()
+            self.timer = None
         if self.proc:
             self.proc.kill()
             self.proc.wait()
@@ -127,7 +126,7 @@ def test_reconnect_read_waits_for_server(servers, daemon, tmp, qemu_img,
     rc, out = guest_read(uri, 'read -P 0xab 0 64k')
     assert rc == 0 and 'verification failed' not in out, out
     srv.kill()
-    threading.Timer(1.0, srv.start).start()
+    srv.start_later(1.0)
     t0 = time.monotonic()
     rc, out = guest_read(uri, 'read -P 0xab 64k 64k', 'read -P 0xcd 2M 64k')
     assert rc == 0 and 'verification failed' not in out, out
@@ -333,7 +332,7 @@ def test_open_timeout(servers, daemon, tmp, qemu_img, qemu_io):
     d, qmp = start_qblk_with_qmp(daemon, [])
     r = _add_nbd(qmp, srv.sock, 'none')
     assert srv.sock in r['error']['desc'], r
-    threading.Timer(1.0, srv.start).start()
+    srv.start_later(1.0)
     t0 = time.monotonic()
     r = _add_nbd(qmp, srv.sock, 'n', **{'open-timeout': 10})
     assert 'return' in r, r

@@ -8,52 +8,30 @@ Connects to the QMP monitor on unix socket SOCKET, negotiates, then runs
 query-block-jobs every 10 ms until its stdin reaches EOF (the runner
 closes it); prints one JSON line: polls, error replies (the first few
 kept), job entries that carried an error, the slowest round trip and the
-job states seen. A lost connection is itself an error.
+job states seen. A lost connection is itself an error. The QMP client
+is qblkpy's (python/qblkpy/qmp.py).
 """
 import json
+import os
 import select
-import socket
 import sys
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+    os.path.dirname(os.path.abspath(__file__)))), 'python'))
+
+from qblkpy.qmp import QMPClient  # noqa: E402
+
 INTERVAL = 0.01
-
-
-class Conn:
-    """Line-based QMP connection (blocking, 30 s timeout per reply)."""
-
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(30)
-        self.s.connect(path)
-        self.buf = b''
-        self.line()                      # greeting
-
-    def line(self):
-        while b'\n' not in self.buf:
-            chunk = self.s.recv(65536)
-            if not chunk:
-                raise EOFError('QMP connection closed')
-            self.buf += chunk
-        line, self.buf = self.buf.split(b'\n', 1)
-        return json.loads(line)
-
-    def cmd(self, name):
-        """Send @name, return its reply (events are skipped)."""
-        self.s.sendall(json.dumps({'execute': name}).encode() + b'\n')
-        while True:
-            msg = self.line()
-            if 'event' not in msg:
-                return msg
+REPLY_TIMEOUT = 30
 
 
 def main():
     res = {'polls': 0, 'errors': 0, 'error_list': [], 'job_errors': [],
            'max_rtt_ms': 0.0, 'states': []}
     try:
-        c = Conn(sys.argv[1])
-        if 'return' not in c.cmd('qmp_capabilities'):
-            raise RuntimeError('qmp_capabilities refused')
+        c = QMPClient(sys.argv[1], REPLY_TIMEOUT)
+        c.negotiate()
         while not select.select([sys.stdin], [], [], INTERVAL)[0]:
             t = time.monotonic()
             r = c.cmd('query-block-jobs')
