@@ -56,6 +56,27 @@ class Env:
                                         os.path.join(ROOT, 'build'))
         self.qblk = os.path.join(build, 'qblk')
         self.qblk_img = os.path.join(build, 'qblk-img')
+        self.servers = []       # processes to stop when the run is over
+
+    def serve_nbd(self, image, fmt='qcow2'):
+        """qemu-nbd serving @image read-only (export 'base') on a unix
+        socket in the scratch dir until close(); its nbd+unix:// URL."""
+        sock = self.path('base-nbd.sock')
+        proc = subprocess.Popen(
+            ['qemu-nbd', '-r', '-f', fmt, '-x', 'base', '--persistent',
+             '--shared=8', '-k', sock, self.path(image)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.servers.append(proc)
+        if not wait_accepting(sock, 30, lambda: proc.poll() is None):
+            raise ScenarioError('qemu-nbd did not start on %s' % sock)
+        return 'nbd+unix:///base?socket=%s' % sock
+
+    def close(self):
+        """Stop the servers serve_nbd() started."""
+        for proc in self.servers:
+            proc.kill()
+            proc.wait()
+        self.servers = []
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -301,19 +322,40 @@ def scenario_stream(env, rng, ops=60):
     Every crash state shows the guest's data over base's, with base.qcow2
     or no backing file named."""
     make_chain(env, rng)
+    return stream_run(env, rng, ops, 'base.qcow2')
+
+
+def scenario_stream_nbd(env, rng, ops=60):
+    """The same with the base on an NBD server (qemu-nbd, read-only):
+    top's header names it by an nbd+unix:// URL, the data comes over the
+    network, and every crash state names that URL or nothing."""
+    make_chain(env, rng)
+    url = env.serve_nbd('base.qcow2')
+    env.run('qemu-img', 'rebase', '-u', '-b', url, '-F', 'raw', 'top.qcow2')
+    # rate-limited, so that most of the guest's flushes come before the
+    # job's end and their crash states still read through the server
+    return stream_run(env, rng, ops, url, speed=2 * MiB,
+                      extra=['--backing-protocols', 'file,nbd'])
+
+
+def stream_run(env, rng, ops, backing, speed=0, extra=()):
+    """Stream top.qcow2 (whose header names @backing) at @speed bytes/s
+    (0: unlimited) under guest I/O in a qblk run with @extra options; the
+    Run whose crash states may name @backing or nothing."""
     original = env.guest_view('top.qcow2')
     initial = env.snapshot(env.path('top.qcow2'))
     history = replay.History()
     qmp_sock = env.path('qmp.sock')
-    extra = ['--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off'
-             % qmp_sock, '--monitor', 'chardev=qmp0']
+    extra = list(extra) + [
+        '--chardev', 'socket,id=qmp0,path=%s,server=on,wait=off' % qmp_sock,
+        '--monitor', 'chardev=qmp0']
     d = Daemon(env, logged_top_blockdevs(), 'top', extra)
     try:
         qmp = QMPClient(qmp_sock, timeout=60)
         qmp.negotiate()
         c = NbdClient.unix(d.sock, timeout=60)
         c.connect('d')
-        qmp.ok('block-stream', job_id='s0', device='top')
+        qmp.ok('block-stream', job_id='s0', device='top', speed=speed)
         guest_io(env, c, rng, history, ops)
         qmp.event_wait('BLOCK_JOB_COMPLETED', timeout=120)
         c.flush()
@@ -326,7 +368,7 @@ def scenario_stream(env, rng, ops=60):
         if replay.backing_name(f.read(4096)) is not None:
             raise ScenarioError('stream did not drop the backing file')
     checker = replay.Checker(env.path('crash.qcow2'), original, history,
-                             {'base.qcow2', None})
+                             {backing, None})
     return Run(env.path('log'), initial, checker)
 
 
@@ -504,6 +546,7 @@ SCENARIOS = {
     'rebase': scenario_rebase,
     'commit': scenario_commit,
     'stream': scenario_stream,
+    'stream-nbd': scenario_stream_nbd,
     'commit-intermediate': scenario_commit_intermediate,
     'commit-active': scenario_commit_active,
 }
@@ -520,12 +563,15 @@ def run_scenario(name, seed, max_states, workdir, report=print):
     rng = random.Random(seed)
     env = Env(workdir)
     report('scenario %s (seed %d)' % (name, seed))
-    r = SCENARIOS[name](env, rng)
-    if isinstance(r.log, dict):
-        return replay.multi_campaign(r.log, r.initial, r.checker, seed,
-                                     max_states, report=report)
-    return replay.campaign(r.log, r.initial, r.checker, seed, max_states,
-                           report=report)
+    try:
+        r = SCENARIOS[name](env, rng)
+        if isinstance(r.log, dict):
+            return replay.multi_campaign(r.log, r.initial, r.checker, seed,
+                                         max_states, report=report)
+        return replay.campaign(r.log, r.initial, r.checker, seed,
+                               max_states, report=report)
+    finally:
+        env.close()     # a remote base is needed until the last check
 
 
 def main(argv=None):

@@ -40,8 +40,8 @@ def _campaign(name, tmp_path):
 
 
 @pytest.mark.parametrize('name', ['alloc', 'cor', 'commit', 'stream',
-                                  'rebase', 'commit-intermediate',
-                                  'commit-active'])
+                                  'stream-nbd', 'rebase',
+                                  'commit-intermediate', 'commit-active'])
 def test_scenario(name, tmp_path, qblk_img):
     _campaign(name, tmp_path)
 
