@@ -19,6 +19,7 @@ import ctypes
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -486,11 +487,11 @@ class Story:
         self.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
                   self.overlay, final_raw])
         self.sizes['overlay at end'] = os.path.getsize(self.overlay)
-        for _, (off, digest) in self.guest.markers('READ'):
+        for _, (off, digest) in self.markers('READ'):
             want = sha256_file_range(self.base_path, int(off))
             self.check(digest == want, 'read at %s' % off)
         last = {}
-        for _, (off, digest) in self.guest.markers('WRITE'):
+        for _, (off, digest) in self.markers('WRITE'):
             last[int(off)] = digest
         for off, digest in sorted(last.items()):
             got = sha256_file_range(final_raw, off)
@@ -502,6 +503,20 @@ class Story:
                        sha256_file_range(self.base_path, off),
                        'lower half at %d' % off, count=False)
         os.unlink(final_raw)
+
+    def markers(self, kind):
+        """The guest's QBLK-<kind> OFFSET SHA256 lines; a line garbled on
+        the console (not two such fields) is a failure of its own, so it
+        never reads as a checksum mismatch."""
+        good = []
+        for t, fields in self.guest.markers(kind):
+            if (len(fields) == 2 and fields[0].isdigit() and
+                    re.fullmatch('[0-9a-f]{64}', fields[1])):
+                good.append((t, fields))
+            else:
+                self.failures.append('garbled console line: QBLK-%s %s'
+                                     % (kind, ' '.join(fields)))
+        return good
 
     def check(self, ok, what, count=True):
         if ok:

@@ -42,7 +42,16 @@ def test_real_guest_story(guest_ok, remote):
     with Story(build_dir(), size_mib=64, remote=remote, say=said.append,
                stream_seconds=5, pause=2) as story:
         d = story.dir
-        story.run_all()
+        try:
+            story.run_all()
+        except Exception:
+            # the story's own lines (report, failures) and the guest's
+            # console make the failure readable in CI's output
+            print('\n'.join(said))
+            print('guest console:\n' + '\n'.join(
+                line for _, line in story.guest.lines[-200:])
+                if story.guest else 'no guest')
+            raise
     assert not os.path.exists(d), 'the story left its directory behind'
     log = '\n'.join(said)
     assert story.sizes['overlay at boot'] < 4 * MiB, log
