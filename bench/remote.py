@@ -81,11 +81,9 @@ class Nbdkit:
 
     def __enter__(self):
         self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not os.path.exists(self.sock):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError('nbdkit did not start')
-            time.sleep(0.02)
+        if not sockets.wait_until(lambda: os.path.exists(self.sock), 10,
+                                  lambda: self.proc.poll() is None):
+            raise RuntimeError('nbdkit did not start')
         return self
 
     def __exit__(self, *exc):
@@ -109,11 +107,9 @@ class Nginx:
         self.proc = subprocess.Popen(nginx.argv(self.d),
                                      stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not nginx.answers(self.url + '/'):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError('nginx did not start')
-            time.sleep(0.05)
+        if not sockets.wait_until(lambda: nginx.answers(self.url + '/'), 10,
+                                  lambda: self.proc.poll() is None, 0.05):
+            raise RuntimeError('nginx did not start')
         return self
 
     def __exit__(self, *exc):

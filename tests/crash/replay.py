@@ -343,6 +343,25 @@ class Checker:
         return fails[:8]
 
 
+def check_sample(states, make_final, max_states, rng, order, build,
+                 checker, report):
+    """Check at most @max_states - 1 of @states (a random sample, sorted
+    by @order, when there are more) and then the state @make_final()
+    returns, each on the image(s) @build(state) makes. Returns (states
+    checked, failures) with failures a list of (state name, [reasons])."""
+    if len(states) > max_states - 1:
+        states = rng.sample(states, max(max_states - 1, 0))
+        states.sort(key=order)
+    states.append(make_final())
+    failures = []
+    for st in states:
+        fails = checker.check(build(st), st)
+        if fails:
+            failures.append((st.name, fails))
+            report('  FAIL %s: %s' % (st.name, '; '.join(fails[:3])))
+    return states, failures
+
+
 def campaign(log_path, initial_path, checker, seed, max_states,
              torn_per_gap=2, report=print):
     """Replay log_path onto initial_path's bytes; check up to max_states
@@ -355,16 +374,10 @@ def campaign(log_path, initial_path, checker, seed, max_states,
     states = list(crash_states(log, rng, torn_per_gap))
     final = CrashState('final', list(range(len(log.entries))),
                        len(log.entries))
-    if len(states) > max_states - 1:
-        states = rng.sample(states, max(max_states - 1, 0))
-        states.sort(key=lambda st: (st.durable, len(st.applied)))
-    states.append(final)
-    failures = []
-    for st in states:
-        fails = checker.check(build_image(initial, log, st), st)
-        if fails:
-            failures.append((st.name, fails))
-            report('  FAIL %s: %s' % (st.name, '; '.join(fails[:3])))
+    states, failures = check_sample(
+        states, lambda: final, max_states, rng,
+        lambda st: (st.durable, len(st.applied)),
+        lambda st: build_image(initial, log, st), checker, report)
     report('  %d log entries (%d flushes), %d crash states checked, '
            '%d failed' % (len(log.entries), len(log.flush_indexes()),
                           len(states), len(failures)))
@@ -497,16 +510,10 @@ def multi_campaign(log_paths, initial_paths, checker, seed, max_states,
             initials[n] = f.read()
     rng = random.Random(seed)
     states = list(multi_crash_states(mlog, rng, torn_per_gap))
-    if len(states) > max_states - 1:
-        states = rng.sample(states, max(max_states - 1, 0))
-        states.sort(key=lambda st: st.durable)
-    states.append(mlog.state('final', len(mlog.merged), rng, full=True))
-    failures = []
-    for st in states:
-        fails = checker.check(build_images(initials, mlog, st), st)
-        if fails:
-            failures.append((st.name, fails))
-            report('  FAIL %s: %s' % (st.name, '; '.join(fails[:3])))
+    states, failures = check_sample(
+        states, lambda: mlog.state('final', len(mlog.merged), rng, full=True),
+        max_states, rng, lambda st: st.durable,
+        lambda st: build_images(initials, mlog, st), checker, report)
     report('  %d log entries in %d logs (%d flushes), %d crash states '
            'checked, %d failed' % (
                len(mlog.merged), len(mlog.logs),

@@ -230,37 +230,30 @@ def guest_io(env, client, rng, history, ops, read_share=0.0,
 def scenario_alloc(env, rng, ops=120):
     """Random guest writes over NBD into a qcow2 top with a backing file
     (COW of partial clusters, L2 and refcount allocation), flushes."""
-    make_chain(env, rng)
-    original = env.guest_view('top.qcow2')
-    initial = env.snapshot(env.path('top.qcow2'))
-    history = replay.History()
-    d = Daemon(env, logged_top_blockdevs(), 'top')
-    try:
-        c = NbdClient.unix(d.sock, timeout=60)
-        c.connect('d')
-        guest_io(env, c, rng, history, ops)
-        c.disconnect()
-    finally:
-        d.stop()
-    checker = replay.Checker(env.path('crash.qcow2'), original, history,
-                             {'base.qcow2'})
-    return Run(env.path('log'), initial, checker)
+    return guest_scenario(env, rng, ops, logged_top_blockdevs(), 'top')
 
 
 def scenario_cor(env, rng, ops=120):
     """Guest reads with copy-on-read on (the reads populate the top) and
     writes, with flushes."""
+    devs = logged_top_blockdevs() + [
+        'driver=copy-on-read,node-name=cor,file=top']
+    return guest_scenario(env, rng, ops, devs, 'cor', read_share=0.6)
+
+
+def guest_scenario(env, rng, ops, blockdevs, export_node, read_share=0.0):
+    """make_chain, then @ops guest requests (guest_io) over NBD on node
+    @export_node of a qblk run with @blockdevs; the Run whose crash
+    states must keep base.qcow2 as the backing file."""
     make_chain(env, rng)
     original = env.guest_view('top.qcow2')
     initial = env.snapshot(env.path('top.qcow2'))
     history = replay.History()
-    devs = logged_top_blockdevs() + [
-        'driver=copy-on-read,node-name=cor,file=top']
-    d = Daemon(env, devs, 'cor')
+    d = Daemon(env, blockdevs, export_node)
     try:
         c = NbdClient.unix(d.sock, timeout=60)
         c.connect('d')
-        guest_io(env, c, rng, history, ops, read_share=0.6)
+        guest_io(env, c, rng, history, ops, read_share=read_share)
         c.disconnect()
     finally:
         d.stop()

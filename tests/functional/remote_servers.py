@@ -17,7 +17,6 @@ by its own pid. Nothing here talks to qblk.
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
 
@@ -102,14 +101,12 @@ class RemoteServers:
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=errf)
         errf.close()
         self.procs[url] = proc
-        deadline = time.monotonic() + START_TIMEOUT
-        while not ready():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                self._kill(proc)
-                with open(log, errors='replace') as f:
-                    pytest.fail('%s did not start: %s'
-                                % (argv[0], f.read()[-2000:]))
-            time.sleep(0.02)
+        if not sockets.wait_until(ready, START_TIMEOUT,
+                                  lambda: proc.poll() is None):
+            self._kill(proc)
+            with open(log, errors='replace') as f:
+                pytest.fail('%s did not start: %s'
+                            % (argv[0], f.read()[-2000:]))
         return url
 
     def _listen(self, tcp, prefix):
